@@ -1,0 +1,156 @@
+/**
+ * The admin HTTP API: /metrics (Prometheus), /healthz (process alive), /readyz (directory answers
+ * and the journal is open), and token-protected operator routes (POST /replay …). It binds to
+ * loopback unless configured otherwise: these routes can re-deliver mail.
+ *
+ * Routes are registered by the composition root (main.ts), so this module knows nothing of the
+ * journal or the directory: it only frames HTTP, checks the token and maps errors.
+ */
+import { createServer, type IncomingMessage, type ServerResponse, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Config } from '../config/index.js';
+import type { Observability } from '../core/deps.js';
+import { StorerouteError } from '../core/errors.js';
+import { bearerMatches } from './auth-token.js';
+
+export interface ReadinessCheck {
+  name: string;
+  /** Resolves true when ready; false or a rejection means not ready. */
+  check: () => Promise<boolean>;
+}
+
+export type AdminHandler = (body: unknown, query: URLSearchParams) => Promise<unknown>;
+
+export interface AdminRoute {
+  method: 'GET' | 'POST';
+  path: string;
+  handler: AdminHandler;
+}
+
+export interface AdminServer {
+  listen(): Promise<{ port: number; url: string }>;
+  close(): Promise<void>;
+}
+
+const MAX_BODY = 64 * 1024;
+
+export function createAdminServer(opts: {
+  config: Config['admin'];
+  obs: Observability;
+  readiness: ReadinessCheck[];
+  routes: AdminRoute[];
+}): AdminServer {
+  const { config, obs, readiness, routes } = opts;
+  const log = obs.logger.child({ component: 'admin' });
+  let server: Server | null = null;
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://admin');
+    if (req.method === 'GET' && url.pathname === '/metrics') {
+      const text = await obs.metrics.metrics();
+      return send(res, 200, text, obs.metrics.contentType);
+    }
+    if (req.method === 'GET' && url.pathname === '/healthz') return sendJson(res, 200, { ok: true });
+    if (req.method === 'GET' && url.pathname === '/readyz') {
+      const checks: Record<string, boolean> = {};
+      await Promise.all(readiness.map(async (r) => {
+        checks[r.name] = await r.check().catch(() => false);
+      }));
+      const ok = Object.values(checks).every(Boolean);
+      return sendJson(res, ok ? 200 : 503, { ok, checks });
+    }
+
+    const route = routes.find((r) => r.path === url.pathname);
+    if (!route) return sendJson(res, 404, { error: 'not found' });
+    // Everything but metrics and health needs the token; with no token configured, nothing else is served.
+    if (!config.token || !bearerMatches(req.headers.authorization, config.token)) {
+      log.warn({ path: url.pathname, remote: req.socket.remoteAddress }, 'admin_forbidden');
+      return sendJson(res, 401, { error: 'missing or wrong bearer token' });
+    }
+    if (req.method !== route.method) return sendJson(res, 405, { error: `use ${route.method}` });
+    let body: unknown = undefined;
+    if (req.method === 'POST') {
+      const raw = await readBody(req);
+      if (raw === null) {
+        // Answer first, then drop the connection: the rest of the body is never read.
+        res.setHeader('connection', 'close');
+        res.on('finish', () => req.destroy());
+        return sendJson(res, 413, { error: `body larger than ${MAX_BODY} bytes` });
+      }
+      try {
+        body = raw.length ? JSON.parse(raw) : {};
+      } catch {
+        return sendJson(res, 400, { error: 'body is not JSON' });
+      }
+    }
+    try {
+      const result = await route.handler(body, url.searchParams);
+      log.info({ path: url.pathname }, 'admin_request');
+      return sendJson(res, 200, result);
+    } catch (err) {
+      const e = err as Error;
+      const status = err instanceof StorerouteError && err.code !== 'DIRECTORY_UNAVAILABLE' ? 400 : 500;
+      log.warn({ path: url.pathname, err: e.message }, 'admin_request_failed');
+      return sendJson(res, status, { error: e.message, code: (err as StorerouteError).code });
+    }
+  }
+
+  return {
+    listen() {
+      return new Promise((resolve, reject) => {
+        const s = createServer((req, res) => {
+          handle(req, res).catch((err: unknown) => {
+            log.error({ err }, 'admin_handler_crashed');
+            if (!res.headersSent) sendJson(res, 500, { error: 'internal error' });
+          });
+        });
+        s.on('error', reject);
+        s.listen(config.listen.port, config.listen.host, () => {
+          server = s;
+          const port = (s.address() as AddressInfo).port;
+          resolve({ port, url: config.advertiseUrl ?? `http://${hostForUrl(config.listen.host)}:${port}` });
+        });
+      });
+    },
+    close() {
+      return new Promise((resolve) => {
+        if (!server) return resolve();
+        server.close(() => resolve());
+        server.closeAllConnections();
+        server = null;
+      });
+    },
+  };
+}
+
+function hostForUrl(host: string): string {
+  return host.includes(':') ? `[${host}]` : host;
+}
+
+function readBody(req: IncomingMessage): Promise<string | null> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size > MAX_BODY) {
+        req.pause();
+        req.removeAllListeners('data');
+        resolve(null);
+        return;
+      }
+      chunks.push(c);
+    });
+    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.on('error', reject);
+  });
+}
+
+function send(res: ServerResponse, status: number, body: string, type: string): void {
+  res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(body) });
+  res.end(body);
+}
+
+function sendJson(res: ServerResponse, status: number, value: unknown): void {
+  send(res, status, JSON.stringify(value) + '\n', 'application/json');
+}
