@@ -1,0 +1,7 @@
+/**
+ * The LMTP capability's entry: the proxy server (postfix's next hop) and a one-shot backend
+ * delivery used by the replay journal.
+ */
+export { deliverMessage, backendTimeouts } from './deliver.js';
+export type { DeliverEnvelope, DeliverOptions, DeliverResult } from './deliver.js';
+export type { BackendTarget, BackendTimeouts } from './backend-client.js';

@@ -1,0 +1,69 @@
+/**
+ * Two runtime patches of smtp-server's private SMTPConnection, for the pinned version only
+ * (LIBRARIES.md; covered by wire tests in test/lmtp/smtp-patch.test.ts):
+ *
+ * 1. `send`: smtp-server derives the enhanced status code from the 3-digit code by a fixed table,
+ *    so a backend's `550 5.7.1 …` would go out as `550 5.1.1 5.7.1 …`. A reply text that already
+ *    starts with an enhanced code of the same class is sent as is. We relay backends' exact codes.
+ * 2. `init`: every connection waits a hard-coded 100 ms before the greeting (an early-talker check
+ *    that matters for SMTP on the internet, not for postfix on a trusted LMTP hop). At one
+ *    connection per message that caps a proxy near 100 messages/s. We greet at once.
+ *
+ * Applying is idempotent. A different smtp-server version refuses to start rather than run with
+ * patches written against code it does not have.
+ */
+import { createRequire } from 'node:module';
+import { readFileSync } from 'node:fs';
+import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
+
+export const PATCHED_SMTP_SERVER_VERSION = '3.21.6';
+
+const PATCHED = Symbol.for('storeroute.smtp-server.patched');
+const ENHANCED_PREFIX = /^([245])\.\d{1,3}\.\d{1,3} /;
+
+interface ConnectionInternals {
+  send(code: number, data: unknown, context?: unknown): void;
+  init(): void;
+  _setListeners(cb: () => void): void;
+  connectionReady(next?: () => void): void;
+  _server: { options: { maxClients?: number }; connections: Set<unknown> };
+  name: string;
+}
+
+export function smtpServerVersion(): string {
+  const require = createRequire(import.meta.url);
+  const pkg = JSON.parse(readFileSync(require.resolve('smtp-server/package.json'), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+export function applySmtpServerPatches(): void {
+  const proto = SMTPConnection.prototype as unknown as ConnectionInternals & { [PATCHED]?: boolean };
+  if (proto[PATCHED]) return;
+  const version = smtpServerVersion();
+  const initSource = String(proto.init);
+  if (version !== PATCHED_SMTP_SERVER_VERSION || typeof proto._setListeners !== 'function'
+    || typeof proto.connectionReady !== 'function' || !initSource.includes('connectionReady(), 100')) {
+    throw new Error(`storeroute patches smtp-server ${PATCHED_SMTP_SERVER_VERSION} (private SMTPConnection.send/init); `
+      + `found ${version}: re-verify src/lmtp/smtp-patch.ts against it and pin the new version`);
+  }
+
+  const originalSend = proto.send;
+  proto.send = function send(this: ConnectionInternals, code: number, data: unknown, context?: unknown): void {
+    if (typeof data === 'string' && context !== false) {
+      const m = ENHANCED_PREFIX.exec(data);
+      if (m && m[1] === String(code)[0]) return originalSend.call(this, code, data, false);
+    }
+    return originalSend.call(this, code, data, context);
+  };
+
+  proto.init = function init(this: ConnectionInternals): void {
+    this._setListeners(() => {
+      const max = this._server.options.maxClients;
+      if (max && this._server.connections.size > max) {
+        return this.send(421, this.name + ' Too many connected clients, try again in a moment', false);
+      }
+      this.connectionReady();
+    });
+  };
+  proto[PATCHED] = true;
+}
