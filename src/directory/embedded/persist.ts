@@ -1,0 +1,108 @@
+/**
+ * Crash-safe files for the embedded backend.
+ *
+ * The directory file is replaced atomically: write a temp file in the same folder, fsync it,
+ * rename it over the old one, fsync the folder. A crash at any point leaves either the old or the
+ * new complete file (rename is atomic on one filesystem), plus at worst a stray temp file, which
+ * is never read and is removed at the next load.
+ *
+ * The audit history is an append-only JSON-lines file beside it (rewriting thousands of records
+ * on every mutation would make `directory apply` of a large file quadratic). A torn last line
+ * from a crash is skipped on load.
+ */
+import { open, readdir, rename, unlink, mkdir, readFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { basename, dirname, join } from 'node:path';
+import type { AuditRecord } from '../model.js';
+
+function tempPrefix(file: string): string {
+  return `.${basename(file)}.tmp-`;
+}
+
+export async function writeFileAtomic(file: string, text: string): Promise<void> {
+  const dir = dirname(file);
+  await mkdir(dir, { recursive: true });
+  const temp = join(dir, `${tempPrefix(file)}${process.pid}-${randomBytes(6).toString('hex')}`);
+  const fh = await open(temp, 'w', 0o640);
+  try {
+    await fh.writeFile(text, 'utf8');
+    await fh.sync();
+  } catch (err) {
+    await fh.close();
+    await unlink(temp).catch(() => undefined); // best effort: the write already failed
+    throw err;
+  } finally {
+    await fh.close().catch(() => undefined); // already closed on the error path
+  }
+  await rename(temp, file);
+  await fsyncDir(dir);
+}
+
+async function fsyncDir(dir: string): Promise<void> {
+  const dh = await open(dir, 'r');
+  try {
+    await dh.sync();
+  } finally {
+    await dh.close();
+  }
+}
+
+/** Removes temp files left by a crash mid-save; returns their names (for a log line). */
+export async function removeStaleTemps(file: string): Promise<string[]> {
+  const dir = dirname(file);
+  const prefix = tempPrefix(file);
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch {
+    return []; // no folder yet: nothing stale
+  }
+  const stale = names.filter((n) => n.startsWith(prefix));
+  await Promise.all(stale.map((n) => unlink(join(dir, n)).catch(() => undefined)));
+  return stale;
+}
+
+/** Appends audit records to the history file; compacts it to `limit` records when it doubles. */
+export class HistoryFile {
+  #lines = 0;
+  constructor(readonly file: string, readonly limit: number) {}
+
+  /** Newest first, at most `limit`. */
+  async load(): Promise<AuditRecord[]> {
+    let text: string;
+    try {
+      text = await readFile(this.file, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw err;
+    }
+    const records: AuditRecord[] = [];
+    for (const line of text.split('\n')) {
+      if (!line) continue;
+      try {
+        records.push(JSON.parse(line) as AuditRecord);
+      } catch {
+        continue; // a torn line from a crash mid-append: that record was never acknowledged
+      }
+    }
+    this.#lines = records.length;
+    return records.reverse().slice(0, this.limit);
+  }
+
+  async append(record: AuditRecord, newestFirst: () => AuditRecord[]): Promise<void> {
+    if (this.#lines >= this.limit * 2) {
+      const keep = newestFirst().slice(0, this.limit).reverse();
+      await writeFileAtomic(this.file, keep.map((r) => JSON.stringify(r) + '\n').join(''));
+      this.#lines = keep.length;
+      return;
+    }
+    const fh = await open(this.file, 'a', 0o640);
+    try {
+      await fh.writeFile(JSON.stringify(record) + '\n', 'utf8');
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    this.#lines++;
+  }
+}

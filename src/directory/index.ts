@@ -1,0 +1,28 @@
+/**
+ * The directory capability's entry: `createDirectory(config.directory, obs)` returns the
+ * configured backend (embedded file or Redis) behind the read cache. Everything other folders
+ * need from the directory is exported from here.
+ */
+import type { Config } from '../config/index.js';
+import type { Observability } from '../core/deps.js';
+import type { Directory } from './types.js';
+import { EmbeddedDirectory } from './embedded/index.js';
+
+export type { Directory, DirectoryReader, DirectoryWriter } from './types.js';
+export * from './model.js';
+export {
+  DirectoryUnavailableError, DirectoryConflictError, DirectoryRuleError, DirectoryNotFoundError, DirectoryFileError,
+} from '../core/errors.js';
+export { createRedisClient, reconnectDelay, type RedisConfig, type RedisClientOptions } from './redis/client.js';
+export { canonicalUser, type Mutation } from './rules.js';
+export { parseDirectoryText, readDirectoryFile, exportDirectory } from './file.js';
+
+export type DirectoryConfig = Config['directory'];
+
+export async function createDirectory(config: DirectoryConfig, obs: Observability): Promise<Directory> {
+  if (config.backend === 'embedded') {
+    return EmbeddedDirectory.open({ file: config.embedded.file, seed: config.embedded.seed,
+      historyLimit: config.embedded.historyLimit }, obs);
+  }
+  throw new Error('directory.backend redis: not implemented yet');
+}

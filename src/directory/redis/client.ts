@@ -1,0 +1,54 @@
+/**
+ * The one way storeroute opens a Redis connection (directory, auth throttle counters, instance
+ * registry): standalone or Sentinel, an `error` listener always attached (an unhandled `error`
+ * event would crash the process), and a reconnect backoff short enough that a restarted Redis is
+ * used again within half a second (ioredis' default can leave ~5 s).
+ */
+import { Redis, type RedisOptions } from 'ioredis';
+import type { Observability } from '../../core/deps.js';
+import type { Config } from '../../config/index.js';
+
+export type RedisConfig = Config['directory']['redis'];
+
+export interface RedisClientOptions {
+  /** Shown in logs and as CLIENT SETNAME (e.g. "directory", "directory-sub", "auth-throttle"). */
+  role?: string;
+  /** Extra ioredis options (e.g. `autoResubscribe: false` for a subscriber that re-subscribes itself). */
+  extra?: Partial<RedisOptions>;
+}
+
+/** Reconnect delay: fast at first, capped at 500 ms, never giving up (a proxy must come back on its own). */
+export function reconnectDelay(attempt: number): number {
+  return Math.min(25 * 2 ** Math.min(attempt, 5), 500);
+}
+
+export function createRedisClient(config: RedisConfig, obs: Observability, options: RedisClientOptions = {}): Redis {
+  const role = options.role ?? 'storeroute';
+  const common: RedisOptions = {
+    connectionName: `storeroute:${role}`,
+    connectTimeout: config.connectTimeoutMs,
+    commandTimeout: config.commandTimeoutMs,
+    // A lookup must fail fast (→ 4xx, postfix retries), not queue for minutes behind a dead link.
+    maxRetriesPerRequest: 1,
+    retryStrategy: reconnectDelay,
+    ...(config.password !== undefined ? { password: config.password } : {}),
+    ...options.extra,
+  };
+  const client = config.sentinels
+    ? new Redis({ ...common, sentinels: config.sentinels, name: config.masterName,
+      ...(config.password !== undefined ? { sentinelPassword: config.password } : {}) })
+    : new Redis(config.url, common);
+
+  // Log the first error of an outage at warn, the reconnect attempts after it at debug.
+  let healthy = true;
+  client.on('error', (err: Error) => {
+    if (healthy) obs.logger.warn({ role, err: { message: err.message, code: (err as NodeJS.ErrnoException).code } }, 'redis_error');
+    else obs.logger.debug({ role, err: { message: err.message } }, 'redis_error');
+    healthy = false;
+  });
+  client.on('ready', () => {
+    if (!healthy) obs.logger.info({ role }, 'redis_ready');
+    healthy = true;
+  });
+  return client;
+}
