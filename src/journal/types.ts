@@ -41,3 +41,33 @@ export interface JournalEntry {
 export interface JournalSink {
   begin(info: JournalMessageInfo): JournalEntry;
 }
+
+// ---- The reading side (added by the journal work, issue #4) -------------------------------
+
+/** One committed record, as read back from disk. */
+export interface JournalRecord {
+  /** Record id: 16 hex digits, unique per record. */
+  id: string;
+  receivedAt: Date;
+  committedAt: Date;
+  mailFrom: string;
+  queueId: string;
+  recipients: JournalRecipient[];
+  size: number;
+  /** SHA-256 of the body bytes, hex. */
+  sha256: string;
+  messageId: string | null;
+  /** Where the body lives: the segment file and each BODY payload's [offset, length]. */
+  location: { file: string; chunks: Array<[number, number]> };
+}
+
+export interface JournalFilter {
+  /** Only records with at least one recipient on this store. */
+  store?: string;
+  /** Only records with at least one recipient resolved to this user. */
+  user?: string;
+  /** receivedAt ≥ since. */
+  since?: Date;
+  /** receivedAt ≤ until. */
+  until?: Date;
+}

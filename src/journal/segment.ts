@@ -1,0 +1,179 @@
+/**
+ * One segment file. Names encode state so a restart rebuilds the journal from readdir alone:
+ *
+ *   seg-00000042.open                                 being written (or left by a crash)
+ *   seg-00000042-<firstCommitMs>-<lastCommitMs>-<records>.seg   sealed, never written again
+ *
+ * Retention reads the times from sealed names, so start-up does not scan sealed data.
+ * A record is written entirely into the segment it began in (its later frames follow it there
+ * even after the journal rotated), so deleting a whole sealed segment never cuts a record in two.
+ */
+import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
+
+const OPEN_RE = /^seg-(\d{8,})\.open$/;
+const SEALED_RE = /^seg-(\d{8,})-(\d+)-(\d+)-(\d+)\.seg$/;
+
+export interface SegmentName {
+  index: number;
+  sealed: boolean;
+  firstCommit: number;
+  lastCommit: number;
+  records: number;
+}
+
+export function parseSegmentName(name: string): SegmentName | null {
+  const s = SEALED_RE.exec(name);
+  if (s) {
+    return { index: Number(s[1]), sealed: true, firstCommit: Number(s[2]), lastCommit: Number(s[3]), records: Number(s[4]) };
+  }
+  const o = OPEN_RE.exec(name);
+  if (o) return { index: Number(o[1]), sealed: false, firstCommit: 0, lastCommit: 0, records: 0 };
+  return null;
+}
+
+const pad = (n: number) => String(n).padStart(8, '0');
+export const openName = (index: number) => `seg-${pad(index)}.open`;
+export const sealedName = (index: number, firstCommit: number, lastCommit: number, records: number) =>
+  `seg-${pad(index)}-${firstCommit}-${lastCommit}-${records}.seg`;
+
+/** What the journal knows of every segment on disk, written or sealed. */
+export interface SegmentInfo {
+  index: number;
+  file: string;
+  sealed: boolean;
+  bytes: number;
+  records: number;
+  /** receivedAt-independent: commit times, in ms. 0 when no record yet. */
+  firstCommit: number;
+  lastCommit: number;
+}
+
+/**
+ * The writing side of a segment. Appends are queued in memory and written by one serialised
+ * chain of operations, so every write lands at a known offset and an fsync queued after a write
+ * covers it. An I/O error poisons the segment: every later operation rejects with it.
+ */
+export class SegmentWriter implements SegmentInfo {
+  readonly index: number;
+  file: string;
+  readonly sealed = false;
+  readonly dir: string;
+  bytes = 0; // queued (not necessarily written) length
+  records = 0;
+  firstCommit = 0;
+  lastCommit = 0;
+  /** Records begun here and not yet committed or aborted. */
+  inflight = 0;
+  /** No new records start here; sealed once inflight reaches 0. */
+  rotated = false;
+  readonly createdAt: number;
+  failed: Error | null = null;
+
+  #fh: FileHandle;
+  #pending: Buffer[] = [];
+  #writeQueued = false;
+  #written = 0;
+  #synced = 0;
+  #chain: Promise<void> = Promise.resolve();
+
+  private constructor(dir: string, index: number, fh: FileHandle, createdAt: number) {
+    this.dir = dir;
+    this.index = index;
+    this.file = join(dir, openName(index));
+    this.#fh = fh;
+    this.createdAt = createdAt;
+  }
+
+  static async create(dir: string, index: number, now: number): Promise<SegmentWriter> {
+    const fh = await open(join(dir, openName(index)), 'wx');
+    return new SegmentWriter(dir, index, fh, now);
+  }
+
+  /** Queues bytes; returns the offset just past them. Never blocks. */
+  append(frame: Buffer): number {
+    this.#pending.push(frame);
+    this.bytes += frame.length;
+    if (!this.#writeQueued) {
+      this.#writeQueued = true;
+      // The outcome reaches callers through flush()/sync(); a failure poisons the segment.
+      this.#run(() => this.#writePending()).catch(() => undefined);
+    }
+    return this.bytes;
+  }
+
+  noteCommit(at: number): void {
+    this.records += 1;
+    if (this.firstCommit === 0) this.firstCommit = at;
+    this.lastCommit = Math.max(this.lastCommit, at);
+  }
+
+  /** True when bytes were queued since the last fsync. */
+  get dirty(): boolean {
+    return this.bytes > this.#synced;
+  }
+
+  /** Resolves once everything queued before the call is written and fdatasync'd. */
+  sync(onSynced: () => void): Promise<void> {
+    const target = this.bytes;
+    return this.#run(async () => {
+      if (this.#synced >= target) return;
+      const upTo = this.#written;
+      await this.#fh.datasync();
+      this.#synced = Math.max(this.#synced, upTo);
+      onSynced();
+    });
+  }
+
+  /** Resolves once everything queued before the call is written (no fsync). */
+  flush(): Promise<void> {
+    return this.#run(async () => undefined);
+  }
+
+  /** Writes what is queued, optionally fsyncs, closes and renames to the sealed name. */
+  async seal(fsync: boolean, onSynced: () => void): Promise<string | null> {
+    if (fsync) await this.sync(onSynced);
+    else await this.flush();
+    await this.#run(() => this.#fh.close());
+    if (this.records === 0) {
+      await unlink(this.file);
+      return null;
+    }
+    const name = sealedName(this.index, this.firstCommit, this.lastCommit, this.records);
+    const target = join(this.dir, name);
+    await rename(this.file, target);
+    this.file = target;
+    return target;
+  }
+
+  /** Closes without sealing after a failure (the .open file is recovered at the next start). */
+  async abandon(): Promise<void> {
+    await this.#fh.close().catch(() => undefined);
+  }
+
+  #run(op: () => Promise<void>): Promise<void> {
+    const p = this.#chain.then(() => {
+      if (this.failed) throw this.failed;
+      return op();
+    });
+    // The chain itself never rejects; each caller gets its own outcome, and the first failure
+    // poisons the segment so that nothing is ever reported durable after a lost write.
+    this.#chain = p.catch((err: unknown) => {
+      this.failed ??= err instanceof Error ? err : new Error(String(err));
+    });
+    return p;
+  }
+
+  async #writePending(): Promise<void> {
+    this.#writeQueued = false;
+    let bufs = this.#pending;
+    this.#pending = [];
+    while (bufs.length > 0) {
+      const total = bufs.reduce((n, b) => n + b.length, 0);
+      const { bytesWritten } = await this.#fh.writev(bufs, this.#written);
+      this.#written += bytesWritten;
+      if (bytesWritten >= total) break;
+      bufs = [Buffer.concat(bufs).subarray(bytesWritten)]; // short write: retry the rest
+    }
+  }
+}
