@@ -4,7 +4,7 @@
  * the file, the entry path and the rule; a file with any problem yields no snapshot at all.
  */
 import { readFile } from 'node:fs/promises';
-import { Document, isMap, isPair, parseDocument } from 'yaml';
+import { Document, isCollection, isMap, isPair, parseDocument } from 'yaml';
 import { z } from 'zod';
 import { DirectoryFileError, StorerouteError, type FileProblem } from '../core/errors.js';
 import { zodProblems } from '../config/index.js';
@@ -169,9 +169,7 @@ export function exportDirectory(snap: DirectorySnapshot): string {
     for (const section of doc.contents.items) {
       if (!isPair(section) || !isMap(section.value)) continue;
       for (const entry of section.value.items) {
-        if (isPair(entry) && entry.value && typeof entry.value === 'object' && 'flow' in entry.value) {
-          (entry.value as { flow: boolean }).flow = true;
-        }
+        if (isPair(entry) && isCollection(entry.value)) entry.value.flow = true;
       }
     }
   }

@@ -15,7 +15,11 @@ export {
 } from '../core/errors.js';
 export { createRedisClient, reconnectDelay, type RedisConfig, type RedisClientOptions } from './redis/client.js';
 export { canonicalUser, type Mutation } from './rules.js';
-export { parseDirectoryText, readDirectoryFile, exportDirectory } from './file.js';
+export { parseDirectoryText, readDirectoryFile, exportDirectory, toFileObject } from './file.js';
+export {
+  applyDirectory, diffDirectory, runMutation, describeMutation, DirectoryApplyIncompleteError,
+  type ApplyOptions, type ApplyResult,
+} from './apply.js';
 
 export type DirectoryConfig = Config['directory'];
 
