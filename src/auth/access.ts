@@ -1,0 +1,63 @@
+/**
+ * Who may ask: nginx's addresses (allowFrom) and the shared-secret header. Also the throttle's
+ * exempt networks, which use the same CIDR lists.
+ */
+import { BlockList, isIP } from 'node:net';
+import { timingSafeEqual } from 'node:crypto';
+
+/** "10.0.0.0/8", "::1/128" or a bare address. null when it is neither. */
+function parseCidr(entry: string): { address: string; prefix: number; family: 'ipv4' | 'ipv6' } | null {
+  const slash = entry.indexOf('/');
+  const address = slash === -1 ? entry : entry.slice(0, slash);
+  const v = isIP(address);
+  if (v === 0) return null;
+  const max = v === 4 ? 32 : 128;
+  let prefix = max;
+  if (slash !== -1) {
+    const p = entry.slice(slash + 1);
+    if (!/^[0-9]{1,3}$/.test(p)) return null;
+    prefix = Number(p);
+    if (prefix > max) return null;
+  }
+  return { address, prefix, family: v === 4 ? 'ipv4' : 'ipv6' };
+}
+
+export function isCidr(entry: string): boolean {
+  return parseCidr(entry) !== null;
+}
+
+export interface AddressSet {
+  has(address: string | undefined): boolean;
+}
+
+/** A set of networks. Throws a RangeError naming the bad entry (config validation catches it first). */
+export function addressSet(entries: readonly string[]): AddressSet {
+  const list = new BlockList();
+  for (const e of entries) {
+    const c = parseCidr(e);
+    if (!c) throw new RangeError(`not an IP address or CIDR: ${JSON.stringify(e)}`);
+    list.addSubnet(c.address, c.prefix, c.family);
+  }
+  const empty = entries.length === 0;
+  return {
+    has(address) {
+      if (empty || !address) return false;
+      // A dual-stack listener reports IPv4 peers as ::ffff:a.b.c.d.
+      const a = address.startsWith('::ffff:') && isIP(address.slice(7)) === 4 ? address.slice(7) : address;
+      const v = isIP(a);
+      if (v === 0) return false;
+      return list.check(a, v === 4 ? 'ipv4' : 'ipv6');
+    },
+  };
+}
+
+/** Constant-time check of the shared-secret header. */
+export function secretMatches(got: string | string[] | undefined, expected: Buffer): boolean {
+  if (typeof got !== 'string') return false;
+  const g = Buffer.from(got, 'latin1');
+  if (g.length !== expected.length) {
+    timingSafeEqual(expected, expected); // same work either way
+    return false;
+  }
+  return timingSafeEqual(g, expected);
+}

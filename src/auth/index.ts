@@ -1,0 +1,175 @@
+/**
+ * The nginx auth_http endpoint: for every IMAP/POP3 (and SMTP) login nginx asks where to connect;
+ * we answer from the directory so that after a failover every new login lands on the new master.
+ * Protocol notes live in request.ts (what nginx sends) and response.ts (what it understands);
+ * the decision itself in login.ts.
+ */
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import { Counter, Gauge, Histogram } from 'prom-client';
+import type { Config } from '../config/index.js';
+import type { Directory } from '../directory/types.js';
+import type { Observability } from '../core/deps.js';
+import { addressSet, secretMatches } from './access.js';
+import { createLoginHandler } from './login.js';
+import { isBadRequest, parseAuthRequest } from './request.js';
+import { answers, rawResponse, STATUS_INVALID, type AuthAnswer, type AuthResult } from './response.js';
+import { createMemoryThrottleStore, type ThrottleStore } from './throttle.js';
+import { createRedisThrottleStore } from './throttle-redis.js';
+import type { Cluster, Redis } from 'ioredis';
+
+export { hashPassword, verifyPassword, isPasswordHash, DEFAULT_SCRYPT, type ScryptParams } from './password.js';
+export { createMemoryThrottleStore, type ThrottleStore, type ThrottleCounts } from './throttle.js';
+export { createRedisThrottleStore, type RedisThrottleOptions } from './throttle-redis.js';
+
+/** main.ts's spelling: counters in the directory's Redis (same key prefix); the client stays the caller's. */
+export function createRedisThrottle(client: Redis | Cluster, keyPrefix: string, _throttle?: Config['auth']['throttle']): ThrottleStore {
+  return createRedisThrottleStore({ client, keyPrefix });
+}
+
+/** main.ts's spelling: in-process counters for the embedded directory. */
+export function createMemoryThrottle(_throttle?: Config['auth']['throttle']): ThrottleStore {
+  return createMemoryThrottleStore();
+}
+
+export interface AuthServerDeps {
+  config: Config['auth'];
+  directory: Directory;
+  throttle: ThrottleStore;
+  obs: Observability;
+}
+
+export interface AuthServer {
+  listen(): Promise<{ port: number }>;
+  close(): Promise<void>;
+}
+
+function authMetrics(obs: Observability, heldLogins: () => number) {
+  const requests = new Counter({
+    name: 'storeroute_auth_requests_total',
+    help: 'auth_http requests answered, by Auth-Protocol and result',
+    labelNames: ['protocol', 'result'] as const,
+    registers: [obs.metrics],
+  });
+  const duration = new Histogram({
+    name: 'storeroute_auth_request_duration_seconds',
+    help: 'Time from request headers to answer, by result',
+    labelNames: ['result'] as const,
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [obs.metrics],
+  });
+  new Gauge({
+    name: 'storeroute_auth_held_logins',
+    help: 'Logins currently being held with Auth-Status WAIT (per user and client address)',
+    registers: [obs.metrics],
+    collect() { this.set(heldLogins()); },
+  });
+  // Label children cached: observe() on a child costs a fraction of labels() lookups.
+  const counters = new Map<string, Counter.Internal>();
+  const timers = new Map<string, Histogram.Internal<'result'>>();
+  return (protocol: string, result: AuthResult, seconds: number) => {
+    const key = `${protocol}|${result}`;
+    let c = counters.get(key);
+    if (!c) { c = requests.labels(protocol, result); counters.set(key, c); }
+    c.inc();
+    let h = timers.get(result);
+    if (!h) { h = duration.labels(result); timers.set(result, h); }
+    h.observe(seconds);
+  };
+}
+
+export function createAuthServer(deps: AuthServerDeps): AuthServer {
+  const { config, directory, throttle, obs } = deps;
+  const logger = obs.logger.child({ component: 'auth' });
+  const allowFrom = addressSet(config.allowFrom);
+  const secretHeader = config.sharedSecret?.header.toLowerCase();
+  const secretValue = config.sharedSecret ? Buffer.from(config.sharedSecret.value, 'utf8') : null;
+  const handler = createLoginHandler(config, directory, throttle, logger);
+  const record = authMetrics(obs, () => handler.holds.size);
+
+  function send(res: ServerResponse, answer: AuthAnswer): void {
+    res.writeHead(answer.httpStatus, { ...answer.headers, 'Content-Length': '0' });
+    res.end();
+  }
+
+  async function onRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const started = process.hrtime.bigint();
+    const remote = req.socket.remoteAddress;
+    let protocol = 'unknown';
+    const finish = (answer: AuthAnswer, fields: Record<string, unknown>) => {
+      send(res, answer);
+      record(protocol, answer.result, Number(process.hrtime.bigint() - started) / 1e9);
+      const line = { result: answer.result, status: answer.headers['Auth-Status'], wait: answer.headers['Auth-Wait'], ...fields };
+      if (answer.result === 'ok') logger.debug(line, 'auth_ok');
+      else if (answer.result === 'forbidden') logger.warn(line, 'auth_forbidden');
+      else logger.info(line, `auth_${answer.result}`);
+    };
+
+    const path = req.url?.split('?', 1)[0];
+    if (req.method !== 'GET' || path !== config.path) {
+      res.writeHead(req.method !== 'GET' ? 405 : 404, { 'Content-Length': '0' });
+      res.end();
+      return;
+    }
+    if (!allowFrom.has(remote)) return finish(answers.forbidden(), { remote, why: 'address-not-allowed' });
+    if (secretValue && !secretMatches(req.headers[secretHeader!], secretValue)) {
+      return finish(answers.forbidden(), { remote, why: req.headers[secretHeader!] === undefined ? 'secret-missing' : 'secret-wrong' });
+    }
+
+    const parsed = parseAuthRequest(req.headers);
+    protocol = parsed.protocol ?? 'unknown';
+    if (isBadRequest(parsed)) {
+      // No Auth-Wait: nginx closes the client's connection. Only the problem is logged, not the value.
+      return finish(answers.invalid(null, 'bad_request'), { problem: parsed.problem, clientIp: parsed.clientIp, attempt: parsed.attempt });
+    }
+    const who = { user: parsed.user, clientIp: parsed.clientIp, protocol: parsed.protocol, attempt: parsed.attempt };
+    try {
+      const outcome = await handler.decide(parsed);
+      finish(outcome.answer, { ...who, ...outcome.detail });
+    } catch (err) {
+      // Nothing here is expected to throw; if it does the answer is transient, never a refusal.
+      logger.error({ err, ...who }, 'auth_internal_error');
+      finish(answers.temporary(parsed.attempt < config.maxLoginAttempts && config.failWaitSeconds > 0 ? config.failWaitSeconds : null), who);
+    }
+  }
+
+  const server = createServer({
+    maxHeaderSize: config.maxHeaderBytes,
+    requestTimeout: config.requestTimeoutMs,
+    headersTimeout: config.requestTimeoutMs,
+    keepAliveTimeout: 5_000,
+  }, (req, res) => void onRequest(req, res));
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
+    if (err.code === 'ECONNRESET' || !socket.writable) { socket.destroy(); return; }
+    const tooLarge = err.code === 'HPE_HEADER_OVERFLOW';
+    logger.info({ code: err.code, remote: socket.remoteAddress }, tooLarge ? 'auth_request_too_large' : 'auth_bad_http');
+    record('unknown', 'bad_request', 0);
+    // A clean answer nginx understands: a refusal without Auth-Wait, so it closes that session.
+    socket.end(rawResponse(tooLarge ? 431 : 400, tooLarge ? 'Request Header Fields Too Large' : 'Bad Request', { 'Auth-Status': STATUS_INVALID }));
+  });
+
+  let closed = false;
+  return {
+    listen() {
+      return new Promise((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(config.listen.port, config.listen.host, () => {
+          server.off('error', reject);
+          const addr = server.address();
+          resolve({ port: addr && typeof addr === 'object' ? addr.port : config.listen.port });
+        });
+      });
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      handler.close();
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeIdleConnections();
+        // In-flight answers are short; anything still open after the current tick is a stuck peer.
+        setImmediate(() => server.closeAllConnections());
+      });
+    },
+  };
+}
