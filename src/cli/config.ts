@@ -1,0 +1,40 @@
+/** `storeroute config print|check` */
+import type { Command } from 'commander';
+import { stringify } from 'yaml';
+import { loadConfig, redactConfig } from '../config/index.js';
+import { ConfigError } from '../core/errors.js';
+import { globalsOf, type JsonOption } from './command.js';
+import { loadCliConfig } from './context.js';
+import { EXIT, printJson, SilentExit, type CliIo } from './io.js';
+
+export function registerConfig(program: Command, io: CliIo): void {
+  const config = program.command('config').description('the configuration file');
+
+  config.command('print').description('the effective config (file + defaults + --redis), secrets redacted')
+    .option('--json', 'JSON instead of YAML')
+    .action((opts: JsonOption, cmd: Command) => {
+      const effective = redactConfig(loadCliConfig(globalsOf(cmd), io.env));
+      if (opts.json) printJson(io, effective);
+      else io.stdout(stringify(effective));
+    });
+
+  config.command('check').description('validate a config file; lists every problem')
+    .argument('<file>', 'config file (YAML or JSON)')
+    .option('--json', 'machine-readable output: { file, ok, problems }')
+    .action((file: string, opts: JsonOption) => {
+      if (!opts.json) {
+        loadConfig(file);
+        io.stdout(`${file}: ok\n`);
+        return;
+      }
+      try {
+        loadConfig(file);
+        printJson(io, { file, ok: true, problems: [] });
+      } catch (err) {
+        if (!(err instanceof ConfigError)) throw err;
+        printJson(io, { file, ok: false, problems: err.problems });
+        // The problems are on stdout already: exit 2 without repeating them on stderr.
+        throw new SilentExit(EXIT.usage);
+      }
+    });
+}

@@ -1,0 +1,68 @@
+/**
+ * What every CLI command needs: the effective config (same file as the server) and a directory
+ * opened for the duration of one command. Kept small and stable: src/cli/replay.ts uses it too.
+ */
+import { hostname, userInfo } from 'node:os';
+import { pino } from 'pino';
+import { Registry } from 'prom-client';
+import { loadConfig, parseConfig, type Config, type ConfigInput } from '../config/index.js';
+import { createDirectory } from '../directory/index.js';
+import type { Directory } from '../directory/types.js';
+
+/** The program's global options, as `command.optsWithGlobals()` returns them. */
+export interface GlobalOptions {
+  /** Config file; falls back to $STOREROUTE_CONFIG, then to the built-in defaults. */
+  config?: string;
+  /** One-off: directory.backend = redis with this URL. */
+  redis?: string;
+  /** Audit "who". */
+  actor?: string;
+}
+
+function applyRedisOverride(input: ConfigInput, url: string | undefined): void {
+  if (url === undefined) return;
+  const directory = (input.directory ??= {});
+  directory.backend = 'redis';
+  directory.redis = { ...(directory.redis ?? {}), url };
+}
+
+/** The effective config. Throws ConfigError (listing every problem) on a bad file. */
+export function loadCliConfig(opts: GlobalOptions, env: NodeJS.ProcessEnv = process.env): Config {
+  const file = opts.config ?? (env.STOREROUTE_CONFIG || undefined);
+  if (file !== undefined) return loadConfig(file, (input) => applyRedisOverride(input, opts.redis));
+  const input: ConfigInput = {};
+  applyRedisOverride(input, opts.redis);
+  return parseConfig(input, '(built-in defaults)');
+}
+
+/** `cli:<user>@<hostname>` unless --actor says otherwise. */
+export function actorOf(opts: GlobalOptions, env: NodeJS.ProcessEnv = process.env): string {
+  if (opts.actor) return opts.actor;
+  let user: string;
+  try {
+    user = userInfo().username;
+  } catch {
+    // No passwd entry (containers running as an arbitrary uid): fall back to the environment.
+    user = env.USER ?? env.LOGNAME ?? String(process.getuid?.() ?? 'unknown');
+  }
+  return `cli:${user}@${hostname()}`;
+}
+
+/**
+ * Opens the configured directory, runs `fn`, and closes the directory whatever happens. Logs go to
+ * stderr at `warn` so they never mix with a command's output on stdout.
+ */
+export async function withDirectory<T>(
+  opts: GlobalOptions,
+  fn: (directory: Directory, config: Config) => Promise<T>,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<T> {
+  const config = loadCliConfig(opts, env);
+  const logger = pino({ level: 'warn', base: { cmd: 'storeroute-cli' } }, pino.destination({ dest: 2, sync: true }));
+  const directory = await createDirectory(config.directory, { logger, metrics: new Registry() });
+  try {
+    return await fn(directory, config);
+  } finally {
+    await directory.close();
+  }
+}

@@ -1,0 +1,69 @@
+#!/usr/bin/env node
+/**
+ * `storeroute`: the operator's command line. The program is built by `buildProgram(io)` so tests
+ * run it in-process with captured output; it runs by itself only when this file is executed.
+ */
+import { realpathSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { Command, Option } from 'commander';
+import { processIo, reportError, EXIT, type CliIo } from './io.js';
+import { registerConfig } from './config.js';
+import { registerDirectory } from './directory.js';
+import { registerHistory } from './history.js';
+import { registerReplay } from './replay.js';
+import { registerServe } from './serve.js';
+import { registerSlot } from './slot.js';
+import { registerStatus } from './status.js';
+import { registerStore } from './store.js';
+import { registerUser } from './user.js';
+
+export function buildProgram(io: CliIo = processIo()): Command {
+  const program = new Command('storeroute')
+    .description('LMTP proxy, nginx auth_http service and replay journal for Cyrus IMAP clusters')
+    .addOption(new Option('--config <file>', 'config file (default: $STOREROUTE_CONFIG, else built-in defaults)'))
+    .addOption(new Option('--redis <url>', 'use the Redis directory at this URL (overrides the config file)'))
+    .addOption(new Option('--actor <name>', 'who to record in the audit history (default: cli:<user>@<host>)'))
+    // Settings set here are inherited by every subcommand created afterwards.
+    .exitOverride()
+    .configureOutput({ writeOut: (s) => io.stdout(s), writeErr: (s) => io.stderr(s) })
+    .showHelpAfterError('(add --help for usage)');
+
+  registerServe(program);
+  registerDirectory(program, io);
+  registerStore(program, io);
+  registerSlot(program, io);
+  registerUser(program, io);
+  registerStatus(program, io);
+  registerHistory(program, io);
+  registerConfig(program, io);
+  registerReplay(program);
+  return program;
+}
+
+/** Runs one command line (without node and script) and returns its exit code; never throws. */
+export async function runCli(args: string[], io: CliIo = processIo()): Promise<number> {
+  const program = buildProgram(io);
+  try {
+    await program.parseAsync(args, { from: 'user' });
+    return EXIT.ok;
+  } catch (err) {
+    return reportError(err, io);
+  }
+}
+
+function executedDirectly(): boolean {
+  const script = process.argv[1];
+  if (!script) return false;
+  try {
+    return realpathSync(script) === realpathSync(fileURLToPath(import.meta.url));
+  } catch {
+    // argv[1] is not a file we can resolve (e.g. `node -e`): then we were imported.
+    return false;
+  }
+}
+
+if (executedDirectly()) {
+  const code = await runCli(process.argv.slice(2));
+  // Exit explicitly: a library keeping a handle open must not make the CLI hang after its answer.
+  process.stdout.write('', () => process.exit(code));
+}

@@ -1,0 +1,48 @@
+/** `storeroute status`: what an operator on call wants to see first. */
+import type { Command } from 'commander';
+import { isRunningBackwards, mastersPerMachine, type DirectorySnapshot } from '../directory/model.js';
+import { onDirectory, type JsonOption } from './command.js';
+import { byName, slotRole } from './format.js';
+import { printJson, type CliIo } from './io.js';
+import { formatTable } from './table.js';
+
+export function directoryStatus(snap: DirectorySnapshot) {
+  const stores = byName(snap.stores);
+  const users = Object.values(snap.users);
+  return {
+    version: snap.version,
+    counts: { slots: Object.keys(snap.slots).length, stores: stores.length, users: users.length },
+    runningBackwards: stores.filter(isRunningBackwards)
+      .map((s) => ({ store: s.name, preferredMaster: s.preferredMaster, currentMaster: s.currentMaster, epoch: s.epoch })),
+    storesNotActive: stores.filter((s) => s.state !== 'active').map((s) => ({ store: s.name, state: s.state })),
+    slotsNotUp: byName(snap.slots).filter((s) => s.state !== 'up')
+      .map((s) => ({ slot: s.name, machine: s.machine, state: s.state, ...slotRole(snap, s.name) })),
+    usersMoving: users.filter((u) => u.state === 'moving').map((u) => ({ user: u.name, from: u.store, to: u.movingTo ?? null }))
+      .sort((a, b) => a.user.localeCompare(b.user)),
+    mastersPerMachine: Object.fromEntries([...mastersPerMachine(snap)].sort(([a], [b]) => a.localeCompare(b))),
+  };
+}
+
+function section(title: string, headers: string[], rows: (string | number | null)[][]): string {
+  if (rows.length === 0) return `${title}: none\n`;
+  return `${title} (${rows.length}):\n` + formatTable(headers, rows).replace(/^/gm, '  ');
+}
+
+export function registerStatus(program: Command, io: CliIo): void {
+  program.command('status').description('stores running backwards, slots down, masters per machine')
+    .option('--json', 'machine-readable output')
+    .action((opts: JsonOption, cmd: Command) => onDirectory(io, cmd, async (dir) => {
+      const st = directoryStatus(await dir.snapshot());
+      if (opts.json) return printJson(io, st);
+      io.stdout([
+        `directory version ${st.version}: ${st.counts.slots} slots, ${st.counts.stores} stores, ${st.counts.users} users\n`,
+        section('Stores running backwards', ['store', 'preferred', 'current', 'epoch'],
+          st.runningBackwards.map((r) => [r.store, r.preferredMaster, r.currentMaster, r.epoch])),
+        section('Stores not active', ['store', 'state'], st.storesNotActive.map((r) => [r.store, r.state])),
+        section('Slots not up', ['slot', 'machine', 'state', 'store', 'role'],
+          st.slotsNotUp.map((r) => [r.slot, r.machine, r.state, r.store, r.role])),
+        section('Users moving', ['user', 'from', 'to'], st.usersMoving.map((r) => [r.user, r.from, r.to])),
+        section('Masters per machine', ['machine', 'masters'], Object.entries(st.mastersPerMachine)),
+      ].join(''));
+    }));
+}

@@ -1,0 +1,63 @@
+import { describe, it, expect } from 'vitest';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { cli, embeddedSite, fixture } from './harness.js';
+
+describe('storeroute config (in-process)', () => {
+  it('a bad config file lists every problem with its path and exits 2, for any command', async () => {
+    for (const args of [['config', 'check', fixture('bad-config.yaml')], ['--config', fixture('bad-config.yaml'), 'store', 'list']]) {
+      const r = await cli(args);
+      expect(r.code).toBe(2);
+      expect(r.stdout).toBe('');
+      expect(r.stderr).toContain('bad-config.yaml: 3 problem(s)');
+      expect(r.stderr).toMatch(/lmtp\.maxClients: .*"many"/);
+      expect(r.stderr).toMatch(/directory\.backend: .*"postgres"/);
+      expect(r.stderr).toContain('directory.colour: unknown key');
+      expect(r.stderr).not.toMatch(/\n\s+at /);
+    }
+  });
+
+  it('config check --json reports problems on stdout and still exits 2', async () => {
+    const bad = await cli(['config', 'check', '--json', fixture('bad-config.yaml')]);
+    expect(bad.code).toBe(2);
+    const doc = JSON.parse(bad.stdout);
+    expect(doc.ok).toBe(false);
+    expect(doc.problems.map((p: { path: string }) => p.path).sort()).toEqual(['directory.backend', 'directory.colour', 'lmtp.maxClients']);
+
+    const site = embeddedSite();
+    expect(await cli(['config', 'check', site.config])).toMatchObject({ code: 0, stdout: `${site.config}: ok\n` });
+    expect(JSON.parse((await cli(['config', 'check', '--json', site.config])).stdout)).toEqual({ file: site.config, ok: true, problems: [] });
+    const missing = await cli(['config', 'check', join(site.dir, 'nope.yaml')]);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toContain('cannot read');
+  });
+
+  it('config print shows the effective config with secrets redacted; --redis switches the backend', async () => {
+    const site = embeddedSite();
+    writeFileSync(site.config, 'admin: { token: hunter2 }\ndirectory: { redis: { password: sekrit } }\n');
+    const r = await cli(['--config', site.config, '--redis', 'redis://:pw1234@10.0.0.1:6380', 'config', 'print', '--json']);
+    expect(r.code).toBe(0);
+    const c = JSON.parse(r.stdout);
+    expect(c.directory.backend).toBe('redis');
+    expect(c.directory.redis.url).toBe('redis://:redacted@10.0.0.1:6380');
+    expect(c.admin.token).toBe('[redacted]');
+    expect(c.lmtp.maxClients).toBe(500);
+    for (const secret of ['hunter2', 'sekrit', 'pw1234']) expect(r.stdout).not.toContain(secret);
+
+    const yaml = await cli(['--config', site.config, 'config', 'print']);
+    expect(yaml.stdout).toMatch(/^ {2}backend: embedded$/m);
+    expect(yaml.stdout).not.toContain('hunter2');
+  });
+
+  it('without --config or $STOREROUTE_CONFIG the built-in defaults apply', async () => {
+    const r = await cli(['config', 'print', '--json'], { env: {} });
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout).directory.backend).toBe('embedded');
+  });
+
+  it('--help exits 0 and lists the command groups', async () => {
+    const r = await cli(['--help']);
+    expect(r.code).toBe(0);
+    for (const group of ['directory', 'store', 'slot', 'user', 'status', 'history', 'config']) expect(r.stdout).toContain(group);
+  });
+});
