@@ -15,8 +15,12 @@ export type { JournalEntry, JournalFilter, JournalMessageInfo, JournalRecipient,
 export type { JournalStats } from './metrics.js';
 export type { JournalConfig, OpenJournalOptions } from './journal.js';
 export { openJournalReader, type JournalReader } from './read-only.js';
+export { replayStore, type ReplayOptions, type ReplaySummary, type ReplayItem, type ReplayItemOutcome } from './replay.js';
+export { replayRequestSchema, parseReplayRequest, type ReplayRequest, type ReplayRequestInput } from './replay-request.js';
+export { LEDGER_FILE } from './ledger.js';
+import type { JournalReader } from './read-only.js';
 
-export interface Journal extends JournalSink {
+export interface Journal extends JournalSink, JournalReader {
   /** Committed records matching the filter, oldest segment first. */
   read(filter?: JournalFilter): AsyncIterable<JournalRecord>;
   /** The record's body bytes, each chunk verified against its checksum. */
@@ -37,7 +41,7 @@ export interface Journal extends JournalSink {
  * With `enabled: false` it returns a journal that records nothing.
  */
 export async function openJournal(config: JournalConfig, obs: Observability, options: OpenJournalOptions = {}): Promise<Journal> {
-  if (!config.enabled) return disabledJournal();
+  if (!config.enabled) return disabledJournal(config.dir);
   const journal = new FileJournal(config, obs, options);
   let release: (() => Promise<void>) | null = null;
   try {
@@ -51,6 +55,7 @@ export async function openJournal(config: JournalConfig, obs: Observability, opt
   const unlock = release;
   return {
     enabled: true,
+    dir: config.dir,
     begin: (info: JournalMessageInfo): JournalEntry => journal.begin(info),
     read: (filter?: JournalFilter) => journal.read(filter),
     openBody: (record: JournalRecord) => journal.openBody(record),
@@ -63,10 +68,11 @@ export async function openJournal(config: JournalConfig, obs: Observability, opt
   };
 }
 
-function disabledJournal(): Journal {
+function disabledJournal(dir: string): Journal {
   const entry: JournalEntry = { write: () => undefined, commit: () => Promise.resolve(), abort: () => undefined };
   return {
     enabled: false,
+    dir,
     begin: () => entry,
     // eslint-disable-next-line require-yield -- an empty journal yields nothing
     read: async function* () { return; },

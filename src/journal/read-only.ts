@@ -11,12 +11,15 @@ import { parseSegmentName } from './segment.js';
 import type { JournalFilter, JournalRecord } from './types.js';
 
 export interface JournalReader {
+  /** The journal's directory (the replay ledger lives there too). */
+  readonly dir: string;
   read(filter?: JournalFilter): AsyncIterable<JournalRecord>;
   openBody(record: JournalRecord): Readable;
 }
 
 export function openJournalReader(dir: string, onDamage: (d: Damage) => void = () => undefined): JournalReader {
   return {
+    dir,
     async *read(filter: JournalFilter = {}) {
       let names: string[];
       try {
