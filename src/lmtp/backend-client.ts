@@ -60,6 +60,7 @@ export class BackendSession {
   readonly #waiters: Waiter[] = [];
   readonly #closeListeners = new Set<(err: BackendError) => void>();
   #failure: BackendError | null = null;
+  #closing = false;
   #connected = false;
   #stuffer: DotStuffer | null = null;
   #stallTimer: NodeJS.Timeout | null = null;
@@ -90,6 +91,11 @@ export class BackendSession {
   /** True while the session can carry a new command (not failed). */
   get alive(): boolean {
     return this.#failure === null;
+  }
+
+  /** True once we chose to end the session (QUIT, destroy): its close is not a backend failure. */
+  get closing(): boolean {
+    return this.#closing;
   }
 
   get failure(): BackendError | null {
@@ -198,6 +204,7 @@ export class BackendSession {
   /** Polite close: QUIT, then end the socket (never waits longer than the command timeout). */
   async quit(): Promise<void> {
     if (this.#failure) return;
+    this.#closing = true;
     try {
       await this.#command('QUIT', 'QUIT', Math.min(this.#timeouts.command, 2_000));
     } catch {
@@ -208,6 +215,7 @@ export class BackendSession {
 
   /** Closes now. Pending commands are rejected with BACKEND_LOST (or `reason`). */
   destroy(reason?: string): void {
+    this.#closing = true;
     this.#fail('BACKEND_LOST', reason ?? `session to ${this.#where()} closed by storeroute`);
   }
 

@@ -5,3 +5,6 @@
 export { deliverMessage, backendTimeouts } from './deliver.js';
 export type { DeliverEnvelope, DeliverOptions, DeliverResult } from './deliver.js';
 export type { BackendTarget, BackendTimeouts } from './backend-client.js';
+export { createLmtpServer } from './server.js';
+export type { LmtpServer, LmtpServerDeps } from './server.js';
+export { resolveRecipient } from './route.js';

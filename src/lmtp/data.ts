@@ -1,0 +1,170 @@
+/**
+ * The DATA path: one source (the client's dot-unstuffed message from smtp-server) streamed to
+ * every backend leg with accepted recipients at once, plus the journal as one more consumer.
+ *
+ * Backpressure: when any backend socket is full, the source is paused until every blocked leg has
+ * drained, so the slowest backend paces the client and nothing accumulates in memory. A leg that
+ * stalls past the data timeout (or closes) fails alone: its recipients get 451 4.4.2, the others
+ * carry on. Only the header block is buffered, and only when a Message-ID may be added.
+ */
+import type { Readable } from 'node:stream';
+import { BackendError } from '../core/errors.js';
+import { isSuccess, replies, type Reply } from '../core/replies.js';
+import type { JournalEntry, JournalRecipient } from '../journal/types.js';
+import { HeaderScanner } from './message-id.js';
+import { relayBackendReply, type AcceptedRecipient, type Leg, type Transaction } from './transaction.js';
+
+export interface DataOptions {
+  journal: JournalEntry | null;
+  /** null: do not look at headers at all. "" : find the Message-ID but add none. */
+  messageIdDomain: string | null;
+  /** Called with each chunk as received from the client (byte counting). */
+  onBytes?: (n: number) => void;
+}
+
+export interface DataOutcome {
+  /** The final reply for each recipient, by lower-cased address. */
+  replies: Map<string, Reply>;
+  size: number;
+  messageId: string | null;
+  oversized: boolean;
+}
+
+/** A stream from smtp-server: a Readable with the size flag it keeps up to date. */
+export type SmtpDataStream = Readable & { sizeExceeded?: boolean };
+
+export async function streamData(tx: Transaction, source: SmtpDataStream, opts: DataOptions): Promise<DataOutcome> {
+  const result = new Map<string, Reply>();
+  const settle = (r: AcceptedRecipient, reply: Reply) => result.set(r.address.toLowerCase(), reply);
+
+  // 1. DATA on every leg with recipients, concurrently; the source waits (buffered by smtp-server,
+  //    then by the client's socket) until we know who takes the message.
+  const candidates = tx.allLegs.filter((l) => l.recipients.length > 0);
+  const legs: Leg[] = [];
+  await Promise.all(candidates.map(async (leg) => {
+    if (leg.failed || !leg.session) return;
+    try {
+      const go = await leg.session.beginData();
+      if (go.code === 354) legs.push(leg);
+      else for (const r of leg.recipients) settle(r, relayBackendReply(go));
+      if (go.code !== 354) leg.finished = true; // the backend ended the transaction itself
+    } catch (err) {
+      tx.failLeg(leg, err);
+    }
+  }));
+
+  const scanner = opts.messageIdDomain === null ? null : new HeaderScanner(opts.messageIdDomain || null);
+  const journal = opts.journal;
+  let size = 0;
+  let oversized = false;
+  let live = legs.slice();
+
+  const dropLeg = (leg: Leg, err: unknown) => {
+    tx.failLeg(leg, err);
+    live = live.filter((l) => l !== leg);
+  };
+
+  const forward = (chunks: Buffer[]): Leg[] => {
+    const blocked: Leg[] = [];
+    for (const c of chunks) {
+      size += c.length;
+      journal?.write(c);
+      for (const leg of live) {
+        if (leg.session && !leg.session.writeData(c)) blocked.push(leg);
+      }
+    }
+    return blocked;
+  };
+
+  // 2. Stream. Event-based rather than for-await: breaking out of an async iterator would
+  //    destroy smtp-server's stream, and an oversized message must still be read to its end.
+  await new Promise<void>((resolve, reject) => {
+    let waiting = 0;
+    source.on('data', (chunk: Buffer) => {
+      opts.onBytes?.(chunk.length);
+      if (oversized) return;
+      if (source.sizeExceeded) {
+        oversized = true;
+        // Stop forwarding at once; closing mid-DATA (no final dot) makes each backend discard it.
+        for (const leg of live) tx.failLeg(leg, new BackendError('BACKEND_LOST', leg.target.slot, 'message over size limit'));
+        live = [];
+        return;
+      }
+      const blocked = forward(scanner ? scanner.push(chunk) : [chunk]);
+      if (blocked.length === 0) return;
+      source.pause();
+      waiting++;
+      const uniq = [...new Set(blocked)];
+      void Promise.all(uniq.map((leg) => leg.session
+        ? leg.session.waitDrain().catch((err: unknown) => dropLeg(leg, err))
+        : undefined)).then(() => {
+        waiting--;
+        if (waiting === 0) source.resume();
+      });
+    });
+    source.once('end', () => resolve());
+    source.once('error', (err) => reject(err));
+    source.once('close', () => {
+      if (!source.readableEnded) reject(new Error('client connection closed during DATA'));
+    });
+  }).catch((err: unknown) => {
+    // The client went away mid-message: nothing may be delivered. Closing the legs without the
+    // final dot makes every backend discard what it got.
+    for (const leg of live) tx.failLeg(leg, err);
+    journal?.abort();
+    throw err;
+  });
+
+  if (!oversized && scanner) {
+    const blocked = forward(scanner.end());
+    await Promise.all(blocked.map((leg) => leg.session?.waitDrain().catch((err: unknown) => dropLeg(leg, err))));
+  }
+
+  // 3. The final dot, and one reply per recipient from each leg.
+  await Promise.all(live.map(async (leg) => {
+    const session = leg.session;
+    if (!session || leg.failed) return;
+    const finals = await session.endData(leg.recipients.length);
+    let anyLost = false;
+    leg.recipients.forEach((r, i) => {
+      const f = finals[i];
+      if (f instanceof BackendError || f === undefined) anyLost = true;
+      else settle(r, relayBackendReply(f));
+    });
+    if (anyLost) tx.failLeg(leg, finals.find((f) => f instanceof BackendError));
+    else leg.finished = true;
+  }));
+
+  for (const leg of tx.allLegs) {
+    for (const r of leg.recipients) {
+      if (result.has(r.address.toLowerCase())) continue;
+      settle(r, oversized ? replies.messageTooBig() : (leg.failed?.reply ?? replies.backendLost()));
+    }
+  }
+
+  // 4. The journal: committed (durably, per its policy) before anyone hears "delivered".
+  if (journal) {
+    const delivered: JournalRecipient[] = [];
+    for (const leg of tx.allLegs) {
+      for (const r of leg.recipients) {
+        const reply = result.get(r.address.toLowerCase());
+        if (!reply || !isSuccess(reply)) continue;
+        delivered.push({
+          address: r.address, user: r.route.user.name, store: r.route.store.name,
+          slot: r.route.master.name, epoch: r.route.store.epoch, reply,
+        });
+      }
+    }
+    if (delivered.length === 0 || oversized) {
+      journal.abort();
+    } else {
+      try {
+        await journal.commit(delivered, { messageId: scanner?.messageId ?? null, size });
+      } catch {
+        // The backends have the mail, but we could not journal it: not yet safe to acknowledge.
+        for (const key of result.keys()) result.set(key, replies.journalUnavailable());
+      }
+    }
+  }
+  return { replies: result, size, messageId: scanner?.messageId ?? null, oversized };
+}

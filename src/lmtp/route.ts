@@ -1,0 +1,81 @@
+/**
+ * Where does a recipient go? The one place that answers it: normalise the address, ask the
+ * directory, and turn the directory's answer into either a Route to deliver on or the reply
+ * postfix gets for that RCPT. The backend's own verdict is handled by the caller (server.ts).
+ *
+ * Reply rules (issue #3; tests pin the exact lines):
+ *   unknown user                                  550 5.1.1  (the only "not found" that is permanent)
+ *   suspended user                                550 5.2.1  (an operator's explicit decision: see below)
+ *   store failing-over / down                     451 4.3.0
+ *   user moving                                   451 4.2.1
+ *   master slot not up                            451 4.3.0
+ *   directory unreachable, anything unexpected    451 4.3.0
+ *
+ * Suspended users: we answer 550 5.2.1 "mailbox disabled". Suspension is set by an operator on
+ * purpose and holds until one lifts it; tempfailing would park the mail in postfix's queue for days
+ * and bounce it anyway at maximal_queue_lifetime, later and less clearly. Moves and outages, which
+ * do end by themselves, stay 451.
+ */
+import { DirectoryUnavailableError, replyFor } from '../core/errors.js';
+import { replies, type Reply } from '../core/replies.js';
+import type { Route } from '../directory/model.js';
+import type { DirectoryReader } from '../directory/types.js';
+
+export interface RecipientRules {
+  /** Characters that start a +detail (postfix recipient_delimiter); "" turns stripping off. */
+  recipientDelimiter: string;
+  /** Domains whose local part is also looked up; empty: every domain. */
+  localDomains: string[];
+}
+
+export type RecipientDecision =
+  | { ok: true; route: Route; lookup: string }
+  | { ok: false; reply: Reply; reason: string };
+
+/**
+ * The directory names to try, in order: the whole address (lower-cased, +detail stripped), then
+ * its local part when the domain is local (or no local domains are configured).
+ */
+export function lookupNames(address: string, rules: RecipientRules): string[] {
+  const lower = address.toLowerCase();
+  const at = lower.lastIndexOf('@');
+  let local = at === -1 ? lower : lower.slice(0, at);
+  const domain = at === -1 ? '' : lower.slice(at + 1);
+  if (rules.recipientDelimiter) {
+    let cut = -1;
+    for (const d of rules.recipientDelimiter) {
+      const i = local.indexOf(d);
+      // A delimiter at position 0 is part of the name ("+list@"), not a detail separator.
+      if (i > 0 && (cut === -1 || i < cut)) cut = i;
+    }
+    if (cut > 0) local = local.slice(0, cut);
+  }
+  if (!domain) return [local];
+  const names = [`${local}@${domain}`];
+  const locals = rules.localDomains.map((d) => d.toLowerCase());
+  if (locals.length === 0 || locals.includes(domain)) names.push(local);
+  return names;
+}
+
+export async function resolveRecipient(address: string, directory: Pick<DirectoryReader, 'resolve'>,
+  rules: RecipientRules): Promise<RecipientDecision> {
+  let route: Route | null = null;
+  let lookup = '';
+  try {
+    for (const name of lookupNames(address, rules)) {
+      route = await directory.resolve(name);
+      if (route) { lookup = name; break; }
+    }
+  } catch (err) {
+    const reply = err instanceof DirectoryUnavailableError ? err.reply : replyFor(err);
+    return { ok: false, reply, reason: `directory: ${(err as Error).message}` };
+  }
+  if (!route) return { ok: false, reply: replies.noSuchUser(), reason: 'unknown user' };
+  const { user, store, master } = route;
+  if (user.state === 'moving') return { ok: false, reply: replies.userMoving(), reason: 'user moving' };
+  if (user.state === 'suspended') return { ok: false, reply: replies.userSuspended(), reason: 'user suspended' };
+  if (store.state === 'failing-over') return { ok: false, reply: replies.storeFailingOver(), reason: 'store failing over' };
+  if (store.state === 'down') return { ok: false, reply: replies.storeDown(), reason: 'store down' };
+  if (master.state !== 'up') return { ok: false, reply: replies.slotNotUp(), reason: `master slot ${master.state}` };
+  return { ok: true, route, lookup };
+}

@@ -1,0 +1,285 @@
+/**
+ * The LMTP listener: smtp-server in LMTP mode (postfix's next hop) wired to routing, the backend
+ * pool and the DATA fan-out. Every handler is guarded: an exception or an expired deadline is a
+ * 451, never a hung session (an async throw inside smtp-server hangs the client forever).
+ */
+import { createServer, type Server, type Socket } from 'node:net';
+import { unlink } from 'node:fs/promises';
+import { format } from 'node:util';
+import type { Logger } from 'pino';
+import { SMTPServer, type SMTPServerAddress, type SMTPServerSession } from 'smtp-server';
+import { DeadlineError, replyFor } from '../core/errors.js';
+import { withDeadline } from '../core/deadline.js';
+import { formatReply, replies, type Reply } from '../core/replies.js';
+import type { Config } from '../config/index.js';
+import type { Directory } from '../directory/types.js';
+import type { JournalSink } from '../journal/types.js';
+import type { Observability } from '../core/deps.js';
+import { applySmtpServerPatches } from './smtp-patch.js';
+import { BackendPool } from './pool.js';
+import { backendTimeouts } from './deliver.js';
+import { createLmtpMetrics, type LmtpMetrics } from './metrics.js';
+import { Transaction } from './transaction.js';
+import { streamData, type SmtpDataStream } from './data.js';
+
+export interface LmtpServerDeps {
+  config: Config['lmtp'];
+  journalConfig: Config['journal'];
+  directory: Directory;
+  journal?: JournalSink;
+  obs: Observability;
+}
+
+export interface LmtpServer {
+  /** Starts the configured listeners; resolves with the bound TCP port and/or socket path. */
+  listen(): Promise<{ port?: number; socket?: string }>;
+  /** Stops accepting, lets transactions finish for up to `graceMs`, then tempfails the rest. */
+  close(graceMs?: number): Promise<void>;
+}
+
+interface ClientState {
+  tx: Transaction | null;
+  /** True from MAIL until the final replies (or the transaction is abandoned). */
+  busy: boolean;
+  dataAbort: (() => void) | null;
+}
+
+/** A reply as smtp-server wants it: an Error carrying the code; the text starts with the enhanced code. */
+function replyError(r: Reply): Error {
+  return Object.assign(new Error(`${r.enhanced} ${r.text}`), { responseCode: r.code });
+}
+
+function replyClass(r: Reply): string {
+  return `${Math.floor(r.code / 100)}xx`;
+}
+
+/** smtp-server logs bunyan-style with printf arguments; pino would drop them. */
+function smtpLogger(logger: Logger) {
+  const at = (level: 'debug' | 'warn') => (meta: Record<string, unknown>, fmt: string, ...args: unknown[]) => {
+    if (!logger.isLevelEnabled(level)) return;
+    const { err, tnx, cid } = meta;
+    logger[level]({ tnx, cid, err }, 'smtp_server', format(fmt, ...args));
+  };
+  const l = { trace: at('debug'), debug: at('debug'), info: at('debug'), warn: at('warn'), error: at('warn'),
+    fatal: at('warn'), child: () => l };
+  return l;
+}
+
+export function createLmtpServer(deps: LmtpServerDeps): LmtpServer {
+  applySmtpServerPatches();
+  const { config, journalConfig, directory, journal, obs } = deps;
+  const logger = obs.logger.child({ component: 'lmtp' });
+  // The gauge reads pool sizes lazily, at scrape time.
+  const metrics: LmtpMetrics = createLmtpMetrics(obs.metrics, () => pool.stats());
+  const pool: BackendPool = new BackendPool({
+    lhloName: config.backend.lhloName ?? config.hostname,
+    timeouts: backendTimeouts(config.backend),
+    maxSessionsPerSlot: config.backend.maxSessionsPerSlot,
+    idleTimeoutMs: config.backend.idleTimeoutMs,
+    logger,
+    metrics,
+  });
+  const clients = new Map<string, ClientState>();
+  const rules = { recipientDelimiter: config.recipientDelimiter, localDomains: config.localDomains };
+  const messageIdDomain = !journal ? null
+    : journalConfig.addMessageId ? (journalConfig.messageIdDomain ?? config.hostname) : '';
+  let shuttingDown = false;
+  const listeners: Server[] = [];
+  const openSockets = new Set<Socket>();
+
+  const stateOf = (session: SMTPServerSession): ClientState => {
+    let s = clients.get(session.id);
+    if (!s) {
+      s = { tx: null, busy: false, dataAbort: null };
+      clients.set(session.id, s);
+    }
+    return s;
+  };
+
+  const endTransaction = (state: ClientState) => {
+    state.tx?.release();
+    state.tx = null;
+    state.busy = false;
+    state.dataAbort = null;
+  };
+
+  /**
+   * try/catch + deadline around a handler that decides a reply: whatever happens, smtp-server gets
+   * exactly one answer (a 2xx is an accept, anything else is relayed as an error).
+   */
+  const guard = (what: string, ms: number, cb: (err?: Error | null) => void,
+    work: () => Promise<Reply>, onTimeout?: (e: DeadlineError) => void) => {
+    let deadlineErr: DeadlineError | null = null;
+    withDeadline(work(), ms, what, () => (deadlineErr = new DeadlineError(what, ms))).then(
+      (r) => (r.code < 400 ? cb(null) : cb(replyError(r))),
+      (err: unknown) => {
+        if (deadlineErr && err === deadlineErr) onTimeout?.(deadlineErr);
+        logger.warn({ err, what }, 'lmtp_handler_failed');
+        cb(replyError(replyFor(err)));
+      },
+    );
+  };
+
+  const smtp = new SMTPServer({
+    lmtp: true,
+    name: config.hostname,
+    banner: 'storeroute',
+    size: config.maxMessageSize,
+    rejectOversized: true,
+    maxClients: config.maxClients,
+    maxRecipients: config.maxRecipients,
+    socketTimeout: config.socketTimeoutMs,
+    closeTimeout: 1_000,
+    disabledCommands: ['AUTH', 'STARTTLS'],
+    hideENHANCEDSTATUSCODES: false,
+    hideDSN: true,
+    hideSMTPUTF8: true,
+    disableReverseLookup: true,
+    useXForward: true,
+    logger: smtpLogger(logger) as never,
+
+    onConnect(session, cb) {
+      if (shuttingDown) return cb(replyError(replies.shuttingDown()));
+      metrics.sessions.inc();
+      metrics.sessionsTotal.inc();
+      stateOf(session);
+      cb();
+    },
+
+    onMailFrom(address: SMTPServerAddress, session, cb) {
+      const state = stateOf(session);
+      endTransaction(state); // a transaction abandoned by RSET/LHLO gives its sessions back first
+      if (shuttingDown) return cb(replyError(replies.shuttingDown()));
+      state.tx = new Transaction({ address: address.address, args: (address.args || {}) as Record<string, string | boolean> }, {
+        pool, directory, rules, acquireMs: config.rcptDeadlineMs,
+      });
+      state.busy = true;
+      cb();
+    },
+
+    onRcptTo(address: SMTPServerAddress, session, cb) {
+      const tx = stateOf(session).tx;
+      if (!tx) return cb(replyError(replies.internalError()));
+      guard('RCPT', config.rcptDeadlineMs, cb, async () => {
+        const r = await tx.addRecipient(address.address);
+        if (r.code >= 400) metrics.rcptRejects.inc({ class: replyClass(r) });
+        return r;
+      }, (e) => tx.abandonInflight(e));
+    },
+
+    onData(stream, session, cb) {
+      const state = stateOf(session);
+      const tx = state.tx;
+      const started = process.hrtime.bigint();
+      const queueId = (session.xForward?.get('IDENT') as string | undefined) || `${session.id}.${session.transaction}`;
+      const rcptTo = session.envelope.rcptTo;
+      if (!tx) {
+        stream.resume();
+        return cb(replyError(replies.internalError()));
+      }
+      const entry = journal ? journal.begin({ queueId, mailFrom: tx.mailFrom.address, receivedAt: new Date() }) : null;
+      const finish = (perRcpt: Reply[]) => {
+        const ms = Number(process.hrtime.bigint() - started) / 1e6;
+        metrics.deliverySeconds.observe(ms / 1000);
+        // One answer per recipient smtp-server holds, in its order: postfix counts them.
+        // Give the sessions back before answering: the reply lets smtp-server run the client's
+        // pipelined next MAIL at once, which must find this transaction over.
+        tx.release();
+        if (state.tx === tx) endTransaction(state);
+        cb(null, perRcpt.map((r, i) => {
+          const addr = rcptTo[i]?.address ?? '';
+          const rc = tx.accepted.get(addr.toLowerCase());
+          metrics.deliveries.inc({ result: r.code < 300 ? 'delivered' : r.code < 500 ? 'tempfail' : 'permfail', class: replyClass(r) });
+          logger.info({ queueId, rcpt: addr, store: rc?.route.store.name, slot: rc?.route.master.name,
+            reply: formatReply(r), ms: Math.round(ms) }, 'lmtp_delivery');
+          return r.code < 300 ? `${r.enhanced} ${r.text || 'OK'}` : replyError(r);
+        }));
+      };
+      streamData(tx, stream as SmtpDataStream, {
+        journal: entry, messageIdDomain, onBytes: (n) => metrics.bytes.inc(n),
+      }).then(
+        (out) => finish(rcptTo.map((r) => out.replies.get(r.address.toLowerCase()) ?? replies.internalError())),
+        (err: unknown) => {
+          logger.warn({ err, queueId }, 'lmtp_data_failed');
+          finish(rcptTo.map(() => replyFor(err)));
+        },
+      );
+    },
+
+    onClose(session) {
+      const state = clients.get(session.id);
+      if (!state) return;
+      clients.delete(session.id);
+      metrics.sessions.dec();
+      endTransaction(state);
+    },
+  });
+  smtp.on('error', (err) => logger.warn({ err }, 'lmtp_client_error'));
+
+  const accept = (socket: Socket) => {
+    openSockets.add(socket);
+    socket.once('close', () => openSockets.delete(socket));
+    socket.on('error', () => undefined);
+    if (shuttingDown) {
+      socket.end(`${formatReply(replies.shuttingDown())}\r\n`);
+      return;
+    }
+    smtp.connect(socket);
+  };
+
+  async function listen(): Promise<{ port?: number; socket?: string }> {
+    const out: { port?: number; socket?: string } = {};
+    if (config.listen) {
+      const srv = createServer(accept);
+      await new Promise<void>((resolve, reject) => {
+        srv.once('error', reject);
+        srv.listen(config.listen?.port ?? 0, config.listen?.host, () => resolve());
+      });
+      const a = srv.address();
+      if (a && typeof a === 'object') out.port = a.port;
+      listeners.push(srv);
+    }
+    if (config.socket) {
+      const path = config.socket;
+      await unlink(path).catch(() => undefined); // a stale socket file from a previous run
+      const srv = createServer(accept);
+      await new Promise<void>((resolve, reject) => {
+        srv.once('error', reject);
+        srv.listen(path, () => resolve());
+      });
+      out.socket = path;
+      listeners.push(srv);
+    }
+    logger.info({ ...out }, 'lmtp_listening');
+    return out;
+  }
+
+  async function close(graceMs = config.shutdownGraceMs): Promise<void> {
+    shuttingDown = true;
+    // net.Server.close() resolves only once every accepted connection is gone: start it, await it last.
+    const stopped = Promise.all(listeners.map((srv) => new Promise<void>((r) => srv.close(() => r()))));
+    if (config.socket) await unlink(config.socket).catch(() => undefined);
+    // Idle sessions go at once; a session in a transaction is closed when it finishes (its next MAIL
+    // gets 421) or when the grace period ends.
+    const idleOut = () => {
+      for (const conn of smtp.connections) {
+        const st = clients.get(conn.session.id);
+        if (!st || !st.busy) conn.send(421, formatReply(replies.shuttingDown()).slice(4));
+      }
+    };
+    idleOut();
+    const until = Date.now() + graceMs;
+    while (Date.now() < until && [...clients.values()].some((c) => c.busy)) {
+      await new Promise((r) => setTimeout(r, 20));
+      idleOut();
+    }
+    for (const conn of smtp.connections) conn.send(421, formatReply(replies.shuttingDown()).slice(4));
+    for (const s of openSockets) s.destroy();
+    await pool.close();
+    await new Promise<void>((r) => smtp.close(() => r()));
+    await stopped;
+    logger.info({}, 'lmtp_closed');
+  }
+
+  return { listen, close };
+}
