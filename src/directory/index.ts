@@ -7,12 +7,14 @@ import type { Config } from '../config/index.js';
 import type { Observability } from '../core/deps.js';
 import type { Directory } from './types.js';
 import { EmbeddedDirectory } from './embedded/index.js';
+import { RedisDirectory } from './redis/index.js';
 
 export type { Directory, DirectoryReader, DirectoryWriter } from './types.js';
 export * from './model.js';
 export {
   DirectoryUnavailableError, DirectoryConflictError, DirectoryRuleError, DirectoryNotFoundError, DirectoryFileError,
 } from '../core/errors.js';
+export { directoryKeys, type DirectoryKeys } from './redis/keys.js';
 export { createRedisClient, reconnectDelay, type RedisConfig, type RedisClientOptions } from './redis/client.js';
 export { canonicalUser, type Mutation } from './rules.js';
 export { parseDirectoryText, readDirectoryFile, exportDirectory, toFileObject } from './file.js';
@@ -28,5 +30,5 @@ export async function createDirectory(config: DirectoryConfig, obs: Observabilit
     return EmbeddedDirectory.open({ file: config.embedded.file, seed: config.embedded.seed,
       historyLimit: config.embedded.historyLimit }, obs);
   }
-  throw new Error('directory.backend redis: not implemented yet');
+  return RedisDirectory.open(config.redis, obs);
 }

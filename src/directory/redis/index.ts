@@ -1,0 +1,224 @@
+/**
+ * The Redis backend: the directory shared by every proxy. Each mutation is one Lua script
+ * (./scripts/*.lua) that checks the invariants, writes, bumps the version, audits and publishes
+ * atomically. `resolve` is one read script: one round trip.
+ *
+ * The change feed comes from a second, subscriber connection. It re-subscribes itself (ioredis'
+ * automatic re-SUBSCRIBE completes only after `ready`, and messages sent meanwhile are lost), and
+ * reports `lost` on the first sign of trouble and `restored` only after the SUBSCRIBE is
+ * acknowledged and the version re-read.
+ */
+import type { Redis } from 'ioredis';
+import type { Observability } from '../../core/deps.js';
+import type { AuditRecord, ChangeEvent, DirectorySnapshot, Route, Slot, Store, User } from '../model.js';
+import { Listeners, MutatingDirectory, type Backend, type FeedEvent } from '../backend.js';
+import { canonicalUser, checkActor, slotFromInput, type Mutation } from '../rules.js';
+import { createRedisClient, reconnectDelay, type RedisConfig } from './client.js';
+import { directoryKeys, type DirectoryKeys } from './keys.js';
+import { mapRedisError } from './errors.js';
+import { defineScripts, loadScriptSources, type DirectoryScripts, type MutationScript, type ScriptSources } from './scripts.js';
+
+/** The script payload of a mutation (fields documented in each .lua file). */
+function payloadOf(m: Mutation): Record<string, unknown> {
+  switch (m.op) {
+    case 'createSlot': case 'updateSlot':
+      // node:net's exact IP syntax check; the script re-checks the essentials.
+      slotFromInput(m.input);
+      return { ...m.input };
+    case 'createStore': case 'updateStore': case 'createUser':
+      return { ...m.input };
+    case 'failover':
+      return { store: m.store, to: m.options.to, expectedEpoch: m.options.expectedEpoch, force: m.options.force };
+    default: {
+      const { op: _op, ...rest } = m;
+      return rest;
+    }
+  }
+}
+
+function parseEntry<T>(json: string | null | undefined): T | null {
+  return json ? (JSON.parse(json) as T) : null;
+}
+
+export class RedisDirectory extends MutatingDirectory implements Backend {
+  readonly kind = 'redis' as const;
+  #feedLive = false;
+  #closed = false;
+  #resyncing = false;
+  readonly #keys: DirectoryKeys;
+  readonly #scripts: DirectoryScripts;
+  readonly #changes: Listeners<ChangeEvent>;
+  readonly #feed: Listeners<FeedEvent>;
+
+  private constructor(readonly client: Redis, private readonly sub: Redis, private readonly config: RedisConfig,
+    private readonly obs: Observability, sources: ScriptSources) {
+    super();
+    this.#keys = directoryKeys(config.keyPrefix);
+    this.#scripts = defineScripts(client, sources);
+    const onError = (err: unknown) => obs.logger.error({ err }, 'directory_listener_failed');
+    this.#changes = new Listeners(onError);
+    this.#feed = new Listeners(onError);
+  }
+
+  /** Connects (without failing when Redis is down: lookups answer DirectoryUnavailableError until it is up). */
+  static async open(config: RedisConfig, obs: Observability, sources = loadScriptSources()): Promise<RedisDirectory> {
+    const client = createRedisClient(config, obs, { role: 'directory' });
+    const sub = createRedisClient(config, obs, { role: 'directory-sub', extra: { autoResubscribe: false,
+      // The subscriber must not queue SUBSCRIBE behind a dead link; we re-subscribe on `ready`.
+      enableOfflineQueue: false, commandTimeout: undefined } });
+    const dir = new RedisDirectory(client, sub, config, obs, sources);
+    dir.#wireSubscriber();
+    await dir.#waitFeed(config.connectTimeoutMs);
+    return dir;
+  }
+
+  get feedLive(): boolean { return this.#feedLive; }
+
+  #wireSubscriber(): void {
+    const lost = (why: string) => {
+      if (!this.#feedLive) return;
+      this.#feedLive = false;
+      this.obs.logger.warn({ why }, 'directory_feed_lost');
+      this.#feed.emit({ type: 'lost' });
+    };
+    this.sub.on('close', () => lost('close'));
+    this.sub.on('end', () => lost('end'));
+    this.sub.on('error', () => lost('error'));
+    this.sub.on('reconnecting', () => lost('reconnecting'));
+    this.sub.on('ready', () => { void this.#resync(); });
+    this.sub.on('message', (channel: string, message: string) => {
+      if (channel !== this.#keys.channel) return;
+      let event: ChangeEvent;
+      try {
+        event = JSON.parse(message) as ChangeEvent;
+      } catch {
+        // Not ours to understand; treat as "something changed" so nothing stale survives.
+        event = { version: 0, action: 'unknown', target: '*' };
+      }
+      this.#feed.emit({ type: 'change', event });
+      this.#changes.emit(event);
+    });
+    if (this.sub.status === 'ready') void this.#resync();
+  }
+
+  /** SUBSCRIBE (acknowledged), then re-read the version; only then is the feed live. Retries while connected. */
+  async #resync(): Promise<void> {
+    if (this.#resyncing) return;
+    this.#resyncing = true;
+    try {
+      for (let attempt = 0; !this.#closed && !this.#feedLive && this.sub.status === 'ready'; attempt++) {
+        try {
+          await this.sub.subscribe(this.#keys.channel);
+          const version = await this.version();
+          if (this.sub.status !== 'ready') break; // dropped again meanwhile: wait for the next `ready`
+          this.#feedLive = true;
+          this.obs.logger.info({ version }, 'directory_feed_live');
+          this.#feed.emit({ type: 'restored', version });
+        } catch (err) {
+          this.obs.logger.debug({ err: { message: (err as Error).message } }, 'directory_feed_resync_failed');
+          await new Promise((r) => setTimeout(r, reconnectDelay(attempt)));
+        }
+      }
+    } finally {
+      this.#resyncing = false;
+    }
+  }
+
+  async #waitFeed(ms: number): Promise<void> {
+    if (this.#feedLive) return;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => { off(); resolve(); }, ms);
+      const off = this.#feed.add((e) => {
+        if (e.type === 'restored') { clearTimeout(timer); off(); resolve(); }
+      });
+    });
+    if (!this.#feedLive) this.obs.logger.warn({ waitedMs: ms }, 'directory_feed_not_live_at_start');
+  }
+
+  protected async mutate(m: Mutation, actor: string): Promise<Slot | Store | User | null> {
+    checkActor(actor);
+    const payload = JSON.stringify(payloadOf(m));
+    let reply: [number, string];
+    try {
+      reply = await this.#scripts.mutate(m.op as MutationScript, this.#keys.mutation,
+        [this.#keys.channel, actor, String(this.config.historyLimit), payload]);
+    } catch (err) {
+      throw mapRedisError(err, m.op);
+    }
+    return parseEntry(reply[1]);
+  }
+
+  async resolve(userName: string): Promise<Route | null> {
+    let r: [number, string?, string?, string?];
+    try {
+      r = await this.#scripts.resolve(this.#keys.read, canonicalUser(userName));
+    } catch (err) {
+      throw mapRedisError(err, 'lookup');
+    }
+    if (r.length < 4) return null;
+    return { version: Number(r[0]), user: JSON.parse(r[1] as string) as User, store: JSON.parse(r[2] as string) as Store,
+      master: JSON.parse(r[3] as string) as Slot };
+  }
+
+  async #hget<T>(key: string, name: string): Promise<T | null> {
+    try {
+      return parseEntry<T>(await this.client.hget(key, name));
+    } catch (err) {
+      throw mapRedisError(err, 'lookup');
+    }
+  }
+
+  getUser(name: string): Promise<User | null> { return this.#hget(this.#keys.users, canonicalUser(name)); }
+  getStore(name: string): Promise<Store | null> { return this.#hget(this.#keys.stores, name); }
+  getSlot(name: string): Promise<Slot | null> { return this.#hget(this.#keys.slots, name); }
+
+  async snapshot(): Promise<DirectorySnapshot> {
+    let res: [Error | null, unknown][] | null;
+    try {
+      res = await this.client.multi().get(this.#keys.version).hgetall(this.#keys.slots).hgetall(this.#keys.stores)
+        .hgetall(this.#keys.users).exec();
+    } catch (err) {
+      throw mapRedisError(err, 'snapshot');
+    }
+    if (!res) throw mapRedisError(new Error('transaction aborted'), 'snapshot');
+    const failed = res.find(([e]) => e);
+    if (failed) throw mapRedisError(failed[0], 'snapshot');
+    const table = <T>(i: number) => Object.fromEntries(Object.entries((res?.[i]?.[1] ?? {}) as Record<string, string>)
+      .map(([k, v]) => [k, JSON.parse(v) as T]));
+    return { version: Number(res[0]?.[1] ?? 0), slots: table<Slot>(1), stores: table<Store>(2), users: table<User>(3) };
+  }
+
+  async version(): Promise<number> {
+    try {
+      return Number((await this.client.get(this.#keys.version)) ?? 0);
+    } catch (err) {
+      throw mapRedisError(err, 'version');
+    }
+  }
+
+  async history(limit = 100): Promise<AuditRecord[]> {
+    if (limit <= 0) return [];
+    let rows: string[];
+    try {
+      rows = await this.client.lrange(this.#keys.history, 0, limit - 1);
+    } catch (err) {
+      throw mapRedisError(err, 'history');
+    }
+    return rows.map((row) => {
+      const r = JSON.parse(row) as AuditRecord & { at: number | string };
+      return { ...r, at: new Date(r.at).toISOString() };
+    });
+  }
+
+  onChange(listener: (event: ChangeEvent) => void): () => void { return this.#changes.add(listener); }
+  watch(listener: (event: FeedEvent) => void): () => void { return this.#feed.add(listener); }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#feedLive = false;
+    await Promise.allSettled([this.sub.quit(), this.client.quit()]);
+    this.sub.disconnect();
+    this.client.disconnect();
+  }
+}
