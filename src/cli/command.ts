@@ -1,6 +1,6 @@
 /** Small helpers shared by the subcommand files. */
 import { InvalidArgumentError, type Command } from 'commander';
-import { actorOf, withDirectory, type GlobalOptions } from './context.js';
+import { actorOf, withDirectory, type DirectoryAccess, type GlobalOptions } from './context.js';
 import type { CliIo } from './io.js';
 import type { Config } from '../config/index.js';
 import type { Directory } from '../directory/types.js';
@@ -14,8 +14,9 @@ export function globalsOf(cmd: Command): GlobalOptions {
 }
 
 /** Opens the directory named by the command's global options for the duration of `fn`. */
-export function onDirectory<T>(io: CliIo, cmd: Command, fn: (d: Directory, config: Config) => Promise<T>): Promise<T> {
-  return withDirectory(globalsOf(cmd), fn, io.env);
+export function onDirectory<T>(io: CliIo, cmd: Command, fn: (d: Directory, config: Config) => Promise<T>,
+  access: DirectoryAccess = {}): Promise<T> {
+  return withDirectory(globalsOf(cmd), fn, io.env, access);
 }
 
 export function actorFor(io: CliIo, cmd: Command): string {

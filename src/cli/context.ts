@@ -2,7 +2,9 @@
  * What every CLI command needs: the effective config (same file as the server) and a directory
  * opened for the duration of one command. Kept small and stable: src/cli/replay.ts uses it too.
  */
+import { existsSync } from 'node:fs';
 import { hostname, userInfo } from 'node:os';
+import { resolve } from 'node:path';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { loadConfig, parseConfig, type Config, type ConfigInput } from '../config/index.js';
@@ -48,6 +50,24 @@ export function actorOf(opts: GlobalOptions, env: NodeJS.ProcessEnv = process.en
   return `cli:${user}@${hostname()}`;
 }
 
+export interface DirectoryAccess {
+  /**
+   * May an embedded directory file that does not exist yet be created? Only `directory apply`
+   * says yes: a mistyped --config or a command run from the wrong folder must not quietly make
+   * an empty directory (and answer "no stores").
+   */
+  mayCreate?: boolean;
+}
+
+/** A missing embedded directory, when the command may not create it. */
+export class DirectoryMissingError extends Error {
+  constructor(readonly file: string) {
+    super(`no directory file at ${file} (embedded backend): check --config / $STOREROUTE_CONFIG, `
+      + 'or create it with `storeroute directory apply FILE`');
+    this.name = 'DirectoryMissingError';
+  }
+}
+
 /**
  * Opens the configured directory, runs `fn`, and closes the directory whatever happens. Logs go to
  * stderr at `warn` so they never mix with a command's output on stdout.
@@ -56,8 +76,13 @@ export async function withDirectory<T>(
   opts: GlobalOptions,
   fn: (directory: Directory, config: Config) => Promise<T>,
   env: NodeJS.ProcessEnv = process.env,
+  access: DirectoryAccess = {},
 ): Promise<T> {
   const config = loadCliConfig(opts, env);
+  const embedded = config.directory.embedded;
+  if (config.directory.backend === 'embedded' && !access.mayCreate && !embedded.seed && !existsSync(embedded.file)) {
+    throw new DirectoryMissingError(resolve(embedded.file));
+  }
   const logger = pino({ level: 'warn', base: { cmd: 'storeroute-cli' } }, pino.destination({ dest: 2, sync: true }));
   const directory = await createDirectory(config.directory, { logger, metrics: new Registry() });
   try {

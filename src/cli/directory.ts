@@ -42,7 +42,7 @@ export function registerDirectory(program: Command, io: CliIo): void {
           io.stdout(`the directory changed meanwhile; applied instead:\n${changes.map((d) => `  ${d}\n`).join('')}`);
         }
         if (result.applied > 0) io.stdout(`applied ${result.applied} change(s): version ${result.fromVersion} → ${result.toVersion}\n`);
-      });
+      }, { mayCreate: true });
     });
 
   directory.command('export').description('print the live directory in the directory-file format')

@@ -3,7 +3,7 @@
  * `storeroute`: the operator's command line. The program is built by `buildProgram(io)` so tests
  * run it in-process with captured output; it runs by itself only when this file is executed.
  */
-import { realpathSync } from 'node:fs';
+import { readFileSync, realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Command, Option } from 'commander';
 import { processIo, reportError, EXIT, type CliIo } from './io.js';
@@ -17,9 +17,19 @@ import { registerStatus } from './status.js';
 import { registerStore } from './store.js';
 import { registerUser } from './user.js';
 
+/** The package version (package.json sits two levels up from both src/cli and dist/cli). */
+function packageVersion(): string {
+  try {
+    return (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+  } catch {
+    return 'unknown';
+  }
+}
+
 export function buildProgram(io: CliIo = processIo()): Command {
   const program = new Command('storeroute')
     .description('LMTP proxy, nginx auth_http service and replay journal for Cyrus IMAP clusters')
+    .version(packageVersion(), '-V, --version')
     .addOption(new Option('--config <file>', 'config file (default: $STOREROUTE_CONFIG, else built-in defaults)'))
     .addOption(new Option('--redis <url>', 'use the Redis directory at this URL (overrides the config file)'))
     .addOption(new Option('--actor <name>', 'who to record in the audit history (default: cli:<user>@<host>)'))

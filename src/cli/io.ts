@@ -8,6 +8,7 @@ import {
   DirectoryUnavailableError, StorerouteError,
 } from '../core/errors.js';
 import { DirectoryApplyIncompleteError } from '../directory/index.js';
+import { DirectoryMissingError } from './context.js';
 
 export interface CliInput extends NodeJS.ReadableStream {
   isTTY?: boolean;
@@ -67,7 +68,7 @@ export function reportError(err: unknown, io: CliIo): number {
     return EXIT.usage;
   }
   if (err instanceof SilentExit) return err.exitCode;
-  if (err instanceof UsageError) {
+  if (err instanceof UsageError || err instanceof DirectoryMissingError) {
     io.stderr(`error: ${err.message}\n`);
     return EXIT.usage;
   }

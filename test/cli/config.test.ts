@@ -1,5 +1,5 @@
 import { describe, it, expect } from 'vitest';
-import { writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { cli, embeddedSite, fixture } from './harness.js';
 
@@ -59,5 +59,23 @@ describe('storeroute config (in-process)', () => {
     const r = await cli(['--help']);
     expect(r.code).toBe(0);
     for (const group of ['directory', 'store', 'slot', 'user', 'status', 'history', 'config']) expect(r.stdout).toContain(group);
+  });
+
+  it('a read command on an embedded directory that does not exist refuses (exit 2) and creates nothing', async () => {
+    const site = embeddedSite();
+    for (const args of [['status'], ['store', 'list', '--json'], ['store', 'failover', 'store1']]) {
+      const r = await cli(['--config', site.config, ...args]);
+      expect(r.code, args.join(' ')).toBe(2);
+      expect(r.stderr).toBe(`error: no directory file at ${site.file} (embedded backend): check --config / $STOREROUTE_CONFIG, `
+        + 'or create it with `storeroute directory apply FILE`\n');
+    }
+    expect(existsSync(site.file)).toBe(false);
+    expect((await cli(['--config', site.config, 'directory', 'apply', fixture('two-stores.yaml')])).code).toBe(0);
+    expect(existsSync(site.file)).toBe(true);
+  });
+
+  it('--version prints the package version', async () => {
+    const r = await cli(['--version']);
+    expect(r).toMatchObject({ code: 0, stdout: '0.1.0\n' });
   });
 });
