@@ -1,0 +1,51 @@
+/** The runtime patches of smtp-server (src/lmtp/smtp-patch.ts), checked on the wire. */
+import { afterEach, describe, expect, it } from 'vitest';
+import { SMTPServer } from 'smtp-server';
+import { applySmtpServerPatches, smtpServerVersion, PATCHED_SMTP_SERVER_VERSION } from '../../src/lmtp/smtp-patch.js';
+import { WireClient } from './wire-client.js';
+
+let server: SMTPServer | null = null;
+afterEach(async () => { await new Promise<void>((r) => (server ? server.close(() => r()) : r())); server = null; });
+
+async function start(onRcptTo: (a: string) => Error | null): Promise<number> {
+  applySmtpServerPatches();
+  server = new SMTPServer({
+    lmtp: true, name: 'p.test', logger: false, disabledCommands: ['AUTH', 'STARTTLS'], hideENHANCEDSTATUSCODES: false,
+    disableReverseLookup: true, closeTimeout: 200,
+    onRcptTo: (a, _s, cb) => cb(onRcptTo(a.address)),
+  });
+  await new Promise<void>((r) => server!.listen(0, '127.0.0.1', () => r()));
+  return (server.server.address() as { port: number }).port;
+}
+const err = (code: number, text: string) => Object.assign(new Error(text), { responseCode: code });
+
+describe('smtp-server patches', () => {
+  it('is the pinned version', () => {
+    expect(smtpServerVersion()).toBe(PATCHED_SMTP_SERVER_VERSION);
+  });
+
+  it('relays an enhanced code given in the text instead of deriving one from the reply code', async () => {
+    const port = await start((a) => a.startsWith('q') ? err(550, '5.7.1 Policy says no')
+      : a.startsWith('m') ? err(451, '5.7.1 class mismatch is not an enhanced code') : err(550, 'plain text'));
+    const { client: c } = await WireClient.open(port);
+    await c.cmd('LHLO x');
+    await c.cmd('MAIL FROM:<a@b.c>');
+    expect(await c.cmd('RCPT TO:<q@b.c>')).toBe('550 5.7.1 Policy says no');
+    expect(await c.cmd('RCPT TO:<p@b.c>')).toBe('550 5.1.1 plain text');
+    expect(await c.cmd('RCPT TO:<m@b.c>')).toBe('451 4.3.0 5.7.1 class mismatch is not an enhanced code');
+    c.close();
+  });
+
+  it('greets at once instead of after the 100 ms early-talker wait', async () => {
+    const port = await start(() => null);
+    const times: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      const t0 = performance.now();
+      const { client: c, greeting } = await WireClient.open(port);
+      times.push(performance.now() - t0);
+      expect(greeting).toBe('220 p.test LMTP');
+      c.close();
+    }
+    expect(Math.min(...times)).toBeLessThan(50);
+  });
+});
