@@ -1,6 +1,8 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { open, readdir, readFile, rename, stat, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
 import { openJournal, openJournalReader, type Journal } from '../../src/journal/index.js';
 import { formatReply } from '../../src/core/replies.js';
 import { StorerouteError } from '../../src/core/errors.js';
@@ -211,4 +213,24 @@ describe('journal crash safety', () => {
     await journalOne(j, message('ok@x'), [recipient('a@example.com')], { messageId: '<ok@x>' });
     expect((await readAll(j.read())).map((r) => r.messageId)).toEqual(['<ok@x>']);
   });
+});
+
+describe('journal after kill -9', () => {
+  it('keeps every record whose durable commit was acknowledged, and takes over the dead writer\'s lock', async () => {
+    const child = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, 'crash-writer.ts'), dir],
+      { stdio: ['ignore', 'pipe', 'inherit'] });
+    const acked: string[] = [];
+    createInterface({ input: child.stdout! }).on('line', (l) => { if (l.startsWith('<')) acked.push(l); });
+    try {
+      await waitFor(() => acked.length >= 40, 15_000, '40 acknowledged commits');
+    } finally {
+      child.kill('SIGKILL');
+      await new Promise((r) => child.once('exit', r));
+    }
+    const j = await start();
+    const ids = new Set((await readAll(j.read())).map((r) => r.messageId));
+    expect(acked.filter((id) => !ids.has(id))).toEqual([]);
+    for await (const r of j.read()) expect(sha(await bodyOf(j, r))).toBe(r.sha256);
+    await journalOne(j, message('after@x'), [recipient('a@example.com')]);
+  }, 30_000);
 });
