@@ -1,0 +1,185 @@
+/**
+ * LMTP proxy throughput: postfix `smtp-source -L` → storeroute → `smtp-sink -L`, against
+ * `smtp-source -L` → `smtp-sink -L` directly, interleaved cell by cell in the same run.
+ *
+ *   npx tsx bench/lmtp.ts            # the full matrix (≈ 3–5 minutes on 2 cores)
+ *   npx tsx bench/lmtp.ts --quick    # fewer messages per cell
+ *
+ * Cells: 4 KB / 100 KB / 5 MB × 1 / 10 / 50 sessions × 1 / 5 recipients (connections reused, -d),
+ * plus 4 KB with a new connection per message. For each: messages/s both ways, proxy÷direct, and
+ * the proxy's CPU time per message (the proxy runs in a child process; we read its cpuUsage()).
+ * Journal off. All recipients of a message live on one store (one backend session per message).
+ *
+ * `npx tsx bench/lmtp.ts proxy <sinkPort>` is the child: it prints {"port":N} and answers "cpu"
+ * on stdin with {"cpu":µs,"rss":kB,"maxRss":kB}.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { pino } from 'pino';
+import { Registry } from 'prom-client';
+import { parseConfig } from '../src/config/index.js';
+import { createDirectory } from '../src/directory/index.js';
+import { createLmtpServer } from '../src/lmtp/index.js';
+import { freePort, waitFor } from '../test/helpers/ports.js';
+
+export const RECIPIENT_DOMAIN = 'bench.test';
+
+/** The child: a proxy whose one store's master is the sink; users 1u … 5u and u. */
+async function proxyChild(sinkPort: number): Promise<void> {
+  const tmp = await mkdtemp(join(tmpdir(), 'sr-bench-lmtp-'));
+  const obs = { logger: pino({ level: 'info' }, pino.destination('/dev/null')), metrics: new Registry() };
+  const config = parseConfig({
+    directory: { backend: 'embedded', embedded: { file: join(tmp, 'directory.json') } },
+    lmtp: { listen: { host: '127.0.0.1', port: 0 }, maxMessageSize: 300 * 1024 * 1024, maxClients: 1000 },
+    journal: { enabled: false },
+  });
+  const dir = await createDirectory(config.directory, obs);
+  await dir.createSlot({ name: 'sink1', machine: 'm1', ip: '127.0.0.1', lmtp: sinkPort }, 'bench');
+  await dir.createSlot({ name: 'sink2', machine: 'm2', ip: '127.0.0.1', lmtp: sinkPort }, 'bench');
+  await dir.createStore({ name: 'store1', slots: ['sink1', 'sink2'], preferredMaster: 'sink1' }, 'bench');
+  for (const u of ['u', '1u', '2u', '3u', '4u', '5u']) await dir.createUser({ name: `${u}@${RECIPIENT_DOMAIN}`, store: 'store1' }, 'bench');
+  const server = createLmtpServer({ config: config.lmtp, journalConfig: config.journal, directory: dir, obs });
+  const { port } = await server.listen();
+  process.stdout.write(JSON.stringify({ port }) + '\n');
+  const rl = createInterface({ input: process.stdin });
+  rl.on('line', (line) => {
+    if (line.trim() === 'cpu') {
+      const c = process.cpuUsage();
+      process.stdout.write(JSON.stringify({ cpu: c.user + c.system, rss: Math.round(process.memoryUsage.rss() / 1024),
+        maxRss: process.resourceUsage().maxRSS }) + '\n');
+    }
+  });
+  rl.on('close', () => {
+    void server.close(0).then(() => dir.close()).then(() => rm(tmp, { recursive: true, force: true })).then(() => process.exit(0));
+  });
+}
+
+export interface ProxyHandle {
+  port: number;
+  child: ChildProcess;
+  stats(): Promise<{ cpu: number; rss: number; maxRss: number }>;
+  stop(): Promise<void>;
+}
+
+export async function startProxy(sinkPort: number): Promise<ProxyHandle> {
+  const child = spawn(process.execPath, [...process.execArgv, new URL(import.meta.url).pathname, 'proxy', String(sinkPort)],
+    { stdio: ['pipe', 'pipe', 'inherit'] });
+  const rl = createInterface({ input: child.stdout! });
+  const queue: Array<(v: Record<string, number>) => void> = [];
+  let first: ((v: Record<string, number>) => void) | null = null;
+  const ready = new Promise<Record<string, number>>((r) => { first = r; });
+  rl.on('line', (line) => {
+    const v = JSON.parse(line) as Record<string, number>;
+    if (first) { const f = first; first = null; f(v); return; }
+    queue.shift()?.(v);
+  });
+  const { port } = await ready;
+  return {
+    port: port!,
+    child,
+    stats: () => new Promise((resolve) => {
+      queue.push((v) => resolve(v as { cpu: number; rss: number; maxRss: number }));
+      child.stdin!.write('cpu\n');
+    }),
+    stop: async () => {
+      const exited = new Promise((r) => child.once('exit', r));
+      child.stdin!.end();
+      const t = setTimeout(() => child.kill('SIGKILL'), 5_000);
+      await exited;
+      clearTimeout(t);
+    },
+  };
+}
+
+export async function startSink(): Promise<{ port: number; stop(): Promise<void> }> {
+  const port = await freePort();
+  const args = [...(process.getuid?.() === 0 ? ['-u', 'nobody'] : []), '-L', `127.0.0.1:${port}`, '1000'];
+  const sink = spawn('smtp-sink', args, { stdio: 'ignore' });
+  await waitFor(() => new Promise<boolean>((resolve) => {
+    import('node:net').then(({ connect }) => {
+      const s = connect(port, '127.0.0.1');
+      s.on('connect', () => { s.destroy(); resolve(true); });
+      s.on('error', () => resolve(false));
+    });
+  }), 5_000, 'smtp-sink');
+  return {
+    port,
+    stop: async () => {
+      const exited = new Promise((r) => sink.once('exit', r));
+      sink.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
+
+/** Runs smtp-source; resolves with the wall time in seconds. */
+export function smtpSource(port: number, opts: { size: number; sessions: number; messages: number; rcpts: number; reuse: boolean }): Promise<number> {
+  const args = ['-L', '-A', '-s', String(opts.sessions), '-m', String(opts.messages), '-l', String(opts.size),
+    '-r', String(opts.rcpts), '-f', 'src@sender.test', '-t', `u@${RECIPIENT_DOMAIN}`,
+    ...(opts.reuse ? ['-d'] : []), `127.0.0.1:${port}`];
+  const t0 = process.hrtime.bigint();
+  return new Promise((resolve, reject) => {
+    const p = spawn('smtp-source', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    p.stderr.on('data', (d) => { err += d.toString(); });
+    p.on('exit', (code) => (code === 0 && !err ? resolve(Number(process.hrtime.bigint() - t0) / 1e9)
+      : reject(new Error(`smtp-source ${args.join(' ')} exited ${code}: ${err.trim()}`))));
+  });
+}
+
+function machine(): string {
+  return `${cpus()[0]?.model ?? '?'}, ${cpus().length} cpus, node ${process.version}`;
+}
+
+async function main(): Promise<void> {
+  const quick = process.argv.includes('--quick');
+  const scale = quick ? 0.25 : 1;
+  console.log(`bench/lmtp — ${machine()}`);
+  console.log('smtp-source -L → storeroute → smtp-sink -L  vs  smtp-source -L → smtp-sink -L (interleaved), journal off\n');
+  const sink = await startSink();
+  const proxy = await startProxy(sink.port);
+  const sizes = [{ label: '4KB', bytes: 4096, n: 3000 }, { label: '100KB', bytes: 102_400, n: 600 }, { label: '5MB', bytes: 5 * 1024 * 1024, n: 30 }];
+  const cells: Array<{ label: string; size: number; sessions: number; rcpts: number; reuse: boolean; n: number }> = [];
+  for (const s of sizes) for (const sessions of [1, 10, 50]) for (const rcpts of [1, 5]) {
+    cells.push({ label: `${s.label} s=${sessions} r=${rcpts}`, size: s.bytes, sessions, rcpts, reuse: true,
+      n: Math.max(sessions * 2, Math.round(s.n * scale)) });
+  }
+  cells.push({ label: '4KB s=10 r=1 conn/msg', size: 4096, sessions: 10, rcpts: 1, reuse: false, n: Math.round(1500 * scale) });
+
+  const header = ['cell', 'msgs', 'direct msg/s', 'proxy msg/s', 'ratio', 'proxy CPU ms/msg'];
+  console.log(header.map((h, i) => (i === 0 ? h.padEnd(26) : h.padStart(16))).join(''));
+  const ratios: number[] = [];
+  let i = 0;
+  for (const cell of cells) {
+    const opts = { size: cell.size, sessions: cell.sessions, messages: cell.n, rcpts: cell.rcpts, reuse: cell.reuse };
+    // Warm-up for the proxy's pool and JIT, then interleave; alternate which side goes first.
+    await smtpSource(proxy.port, { ...opts, messages: Math.min(cell.n, cell.sessions * 2) });
+    let direct = 0;
+    let viaProxy = 0;
+    let cpu = 0;
+    const runDirect = async () => { direct = cell.n / (await smtpSource(sink.port, opts)); };
+    const runProxy = async () => {
+      const before = await proxy.stats();
+      viaProxy = cell.n / (await smtpSource(proxy.port, opts));
+      cpu = ((await proxy.stats()).cpu - before.cpu) / 1000 / cell.n;
+    };
+    if (i++ % 2 === 0) { await runDirect(); await runProxy(); } else { await runProxy(); await runDirect(); }
+    const ratio = viaProxy / direct;
+    ratios.push(ratio);
+    console.log([cell.label.padEnd(26), String(cell.n).padStart(16), direct.toFixed(1).padStart(16), viaProxy.toFixed(1).padStart(16),
+      ratio.toFixed(2).padStart(16), cpu.toFixed(3).padStart(16)].join(''));
+  }
+  const geomean = Math.exp(ratios.reduce((a, r) => a + Math.log(r), 0) / ratios.length);
+  console.log(`\ngeometric mean proxy÷direct: ${geomean.toFixed(3)} (target ≥ 0.5), lowest cell: ${Math.min(...ratios).toFixed(3)} (target ≥ 0.25)`);
+  console.log('reference (issue #3): Dovecot 2.3 lmtp_proxy 0.27, bare 100-line Node relay 0.45');
+  await proxy.stop();
+  await sink.stop();
+}
+
+if (process.argv[2] === 'proxy') void proxyChild(Number(process.argv[3]));
+else if (import.meta.url === `file://${process.argv[1]}` || process.argv[1]?.endsWith('bench/lmtp.ts')) {
+  main().catch((err: unknown) => { console.error(err); process.exit(1); });
+}
