@@ -70,7 +70,8 @@ export class DirectoryMissingError extends Error {
 
 /**
  * Opens the configured directory, runs `fn`, and closes the directory whatever happens. Logs go to
- * stderr at `warn` so they never mix with a command's output on stdout.
+ * stderr (errors only, unless $STOREROUTE_CLI_LOG says otherwise) so they never mix with a
+ * command's output on stdout.
  */
 export async function withDirectory<T>(
   opts: GlobalOptions,
@@ -83,7 +84,10 @@ export async function withDirectory<T>(
   if (config.directory.backend === 'embedded' && !access.mayCreate && !embedded.seed && !existsSync(embedded.file)) {
     throw new DirectoryMissingError(resolve(embedded.file));
   }
-  const logger = pino({ level: 'warn', base: { cmd: 'storeroute-cli' } }, pino.destination({ dest: 2, sync: true }));
+  // A one-shot command reports its own outcome on stderr; the directory's reconnect warnings would
+  // only repeat it as JSON. STOREROUTE_CLI_LOG=debug shows them when diagnosing.
+  const level = env.STOREROUTE_CLI_LOG || 'error';
+  const logger = pino({ level, base: { cmd: 'storeroute-cli' } }, pino.destination({ dest: 2, sync: true }));
   const directory = await createDirectory(config.directory, { logger, metrics: new Registry() });
   try {
     return await fn(directory, config);
