@@ -8,6 +8,8 @@ import type { Observability } from '../core/deps.js';
 import type { Directory } from './types.js';
 import { EmbeddedDirectory } from './embedded/index.js';
 import { RedisDirectory } from './redis/index.js';
+import { CachedDirectory } from './cache.js';
+import type { Backend } from './backend.js';
 
 export type { Directory, DirectoryReader, DirectoryWriter } from './types.js';
 export * from './model.js';
@@ -23,12 +25,21 @@ export {
   type ApplyOptions, type ApplyResult,
 } from './apply.js';
 
+export { CachedDirectory } from './cache.js';
+export { EmbeddedDirectory } from './embedded/index.js';
+export { RedisDirectory } from './redis/index.js';
+export type { Backend, FeedEvent } from './backend.js';
+
 export type DirectoryConfig = Config['directory'];
 
+/**
+ * Opens the configured backend behind the read cache (unless `cache.enabled` is false). With
+ * Redis, it does not fail when Redis is down: lookups throw DirectoryUnavailableError until it is up.
+ */
 export async function createDirectory(config: DirectoryConfig, obs: Observability): Promise<Directory> {
-  if (config.backend === 'embedded') {
-    return EmbeddedDirectory.open({ file: config.embedded.file, seed: config.embedded.seed,
-      historyLimit: config.embedded.historyLimit }, obs);
-  }
-  return RedisDirectory.open(config.redis, obs);
+  const backend: Backend = config.backend === 'embedded'
+    ? await EmbeddedDirectory.open({ file: config.embedded.file, seed: config.embedded.seed,
+      historyLimit: config.embedded.historyLimit }, obs)
+    : await RedisDirectory.open(config.redis, obs);
+  return config.cache.enabled ? new CachedDirectory(backend, { maxEntries: config.cache.maxEntries }, obs) : backend;
 }
