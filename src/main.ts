@@ -1,0 +1,136 @@
+/**
+ * Composition root: config → logger, metrics, directory → journal → LMTP proxy, auth_http, admin
+ * API; signals and draining. The only place where capabilities meet. Nothing runs at import.
+ */
+import { hostname } from 'node:os';
+import { pino, type Logger } from 'pino';
+import { Registry, collectDefaultMetrics } from 'prom-client';
+import type { Config } from './config/index.js';
+import type { Observability } from './core/deps.js';
+import { createDirectory, createRedisClient } from './directory/index.js';
+import type { Directory } from './directory/types.js';
+import { openJournal, replayStore, parseReplayRequest, type Journal } from './journal/index.js';
+import { createLmtpServer } from './lmtp/index.js';
+import { createAuthServer, createMemoryThrottle, createRedisThrottle } from './auth/index.js';
+import { createAdminServer, type AdminRoute } from './admin/index.js';
+import { startHeartbeat } from './admin/heartbeat.js';
+
+export interface Running {
+  /** Bound addresses, for tests and the start-up log. */
+  lmtp?: { port?: number; socket?: string };
+  auth?: { port: number };
+  admin?: { port: number; url: string };
+  directory: Directory;
+  journal?: Journal;
+  obs: Observability;
+  /** Graceful stop: stop accepting, drain LMTP for up to lmtp.shutdownGraceMs, close the rest. */
+  stop(): Promise<void>;
+}
+
+/** Log paths that must never be written, whatever a component puts in a log line. */
+const REDACT = ['password', 'pass', 'token', 'authPass', '*.password', '*.pass', '*.token', 'headers["auth-pass"]', 'req.headers["auth-pass"]', 'req.headers.authorization'];
+
+export function createLogger(config: Config['log']): Logger {
+  return pino({ level: config.level, base: { pid: process.pid }, redact: { paths: REDACT, censor: '[redacted]' } });
+}
+
+export function createMetrics(): Registry {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'storeroute_' });
+  return registry;
+}
+
+export async function startStoreroute(config: Config, logger = createLogger(config.log)): Promise<Running> {
+  const obs: Observability = { logger, metrics: createMetrics() };
+  const stops: Array<() => Promise<void>> = [];
+  // Unwind what started so far if a later part fails: a half-started proxy must not linger.
+  const unwind = async () => {
+    for (const stop of stops.reverse()) await stop().catch((err: unknown) => logger.warn({ err }, 'stop_failed'));
+  };
+
+  try {
+    const directory = await createDirectory(config.directory, obs);
+    stops.push(() => directory.close());
+
+    const journal = config.journal.enabled ? await openJournal(config.journal, obs) : undefined;
+    if (journal) stops.push(() => journal.close());
+
+    const running: Running = { directory, journal, obs, stop: async () => undefined };
+
+    if (config.lmtp.enabled) {
+      const lmtp = createLmtpServer({ config: config.lmtp, journalConfig: config.journal, directory, journal, obs });
+      running.lmtp = await lmtp.listen();
+      // LMTP drains first (it is pushed last and stops are run in reverse).
+      stops.push(() => lmtp.close(config.lmtp.shutdownGraceMs));
+    }
+
+    if (config.auth.enabled) {
+      const redis = directory.kind === 'redis' ? createRedisClient(config.directory.redis, obs) : null;
+      if (redis) stops.push(async () => { redis.disconnect(); });
+      const throttle = redis
+        ? createRedisThrottle(redis, config.directory.redis.keyPrefix, config.auth.throttle)
+        : createMemoryThrottle(config.auth.throttle);
+      const auth = createAuthServer({ config: config.auth, directory, throttle, obs });
+      running.auth = await auth.listen();
+      stops.push(() => auth.close());
+    }
+
+    if (config.admin.enabled) {
+      const routes: AdminRoute[] = [];
+      if (journal) {
+        routes.push({
+          method: 'POST',
+          path: '/replay',
+          // Validated here so a forged or malformed request changes nothing (400 with every problem).
+          handler: (body) => replayStore({ ...parseReplayRequest(body), journal, directory, imap: config.replay, obs }),
+        });
+      }
+      const admin = createAdminServer({
+        config: config.admin,
+        obs,
+        readiness: [
+          { name: 'directory', check: async () => (await directory.version()) >= 0 },
+          { name: 'journal', check: async () => !config.journal.enabled || Boolean(journal) },
+        ],
+        routes,
+      });
+      running.admin = await admin.listen();
+      stops.push(() => admin.close());
+      if (directory.kind === 'redis') {
+        const name = config.admin.instanceName ?? `${hostname()}:${running.admin.port}`;
+        const hb = startHeartbeat({ config: config.directory.redis, name, url: running.admin.url, intervalMs: config.admin.heartbeatMs, obs });
+        stops.push(() => hb.stop());
+      }
+    }
+
+    running.stop = unwind;
+    logger.info({ lmtp: running.lmtp, auth: running.auth, admin: running.admin, directory: directory.kind, journal: Boolean(journal) }, 'storeroute_started');
+    return running;
+  } catch (err) {
+    await unwind();
+    throw err;
+  }
+}
+
+/** Signals: SIGTERM/SIGINT drain and exit 0; a second signal exits at once. */
+export function handleSignals(running: Running, logger: Logger): void {
+  let stopping = false;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (stopping) {
+      logger.warn({ signal }, 'storeroute_forced_exit');
+      process.exit(1);
+    }
+    stopping = true;
+    logger.info({ signal }, 'storeroute_stopping');
+    running.stop().then(
+      () => { logger.info('storeroute_stopped'); process.exit(0); },
+      (err: unknown) => { logger.error({ err }, 'storeroute_stop_failed'); process.exit(1); },
+    );
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+  // An unexpected throw leaves state we cannot reason about; exit and let the supervisor restart
+  // us. Nothing is lost: postfix re-sends whatever we had not acknowledged.
+  process.on('uncaughtException', (err) => { logger.fatal({ err }, 'uncaught_exception'); process.exit(70); });
+  process.on('unhandledRejection', (err) => { logger.fatal({ err }, 'unhandled_rejection'); process.exit(70); });
+}
