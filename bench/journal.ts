@@ -1,0 +1,127 @@
+/**
+ * What the replay journal costs: LMTP throughput through storeroute with the journal off,
+ * `durable` (group-commit fsync before the final reply) and `interval` (fsync on a timer), in
+ * one run, for 4 KB and 100 KB messages at 1 and 20 sessions. postfix `smtp-source -L` →
+ * storeroute (a child process per mode, same code, same config but the journal) → `smtp-sink -L`.
+ * Cells are interleaved mode by mode, rotating which mode goes first.
+ *
+ *   npx tsx bench/journal.ts            # full run (≈ 1–2 minutes on 2 cores)
+ *   npx tsx bench/journal.ts --quick    # fewer messages per cell
+ *
+ * Targets (issue #4): at 20 sessions, durable ≥ 0.7 × off, interval ≥ 0.9 × off.
+ * `npx tsx bench/journal.ts journal-proxy <sinkPort> <mode>` is the child.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { pino } from 'pino';
+import { Registry } from 'prom-client';
+import { parseConfig } from '../src/config/index.js';
+import { createDirectory } from '../src/directory/index.js';
+import { createLmtpServer } from '../src/lmtp/index.js';
+import { openJournal } from '../src/journal/index.js';
+import { smtpSource, startSink, RECIPIENT_DOMAIN } from './lmtp.js';
+
+type Mode = 'off' | 'durable' | 'interval';
+const MODES: Mode[] = ['off', 'durable', 'interval'];
+
+async function proxyChild(sinkPort: number, mode: Mode): Promise<void> {
+  const tmp = await mkdtemp(join(tmpdir(), `sr-bench-journal-${mode}-`));
+  const obs = { logger: pino({ level: 'error' }, pino.destination(2)), metrics: new Registry() };
+  const config = parseConfig({
+    directory: { backend: 'embedded', embedded: { file: join(tmp, 'directory.json') } },
+    lmtp: { listen: { host: '127.0.0.1', port: 0 }, maxClients: 1000 },
+    journal: mode === 'off' ? { enabled: false } : { dir: join(tmp, 'journal'), durability: mode },
+  });
+  const dir = await createDirectory(config.directory, obs);
+  await dir.createSlot({ name: 'sink1', machine: 'm1', ip: '127.0.0.1', lmtp: sinkPort }, 'bench');
+  await dir.createSlot({ name: 'sink2', machine: 'm2', ip: '127.0.0.1', lmtp: sinkPort }, 'bench');
+  await dir.createStore({ name: 'store1', slots: ['sink1', 'sink2'], preferredMaster: 'sink1' }, 'bench');
+  await dir.createUser({ name: `u@${RECIPIENT_DOMAIN}`, store: 'store1' }, 'bench');
+  const journal = mode === 'off' ? undefined : await openJournal(config.journal, obs);
+  const server = createLmtpServer({ config: config.lmtp, journalConfig: config.journal, directory: dir, journal, obs });
+  const { port } = await server.listen();
+  process.stdout.write(JSON.stringify({ port }) + '\n');
+  const rl = createInterface({ input: process.stdin });
+  rl.on('line', () => {
+    const s = journal?.stats();
+    process.stdout.write(JSON.stringify({ fsyncs: s?.fsyncs ?? 0, records: s?.records ?? 0, bytes: s?.bytes ?? 0 }) + '\n');
+  });
+  rl.on('close', () => {
+    void server.close(0).then(() => journal?.close()).then(() => dir.close())
+      .then(() => rm(tmp, { recursive: true, force: true })).then(() => process.exit(0));
+  });
+}
+
+interface Proxy { mode: Mode; port: number; child: ChildProcess; stats(): Promise<{ fsyncs: number; records: number }>; stop(): Promise<void> }
+
+async function startProxy(sinkPort: number, mode: Mode): Promise<Proxy> {
+  const child = spawn(process.execPath, [...process.execArgv, new URL(import.meta.url).pathname, 'journal-proxy', String(sinkPort), mode],
+    { stdio: ['pipe', 'pipe', 'inherit'] });
+  const rl = createInterface({ input: child.stdout! });
+  const waiting: Array<(v: Record<string, number>) => void> = [];
+  rl.on('line', (line) => waiting.shift()?.(JSON.parse(line) as Record<string, number>));
+  const next = () => new Promise<Record<string, number>>((r) => waiting.push(r));
+  const { port } = await next();
+  return {
+    mode, port: port!, child,
+    stats: async () => { const p = next(); child.stdin!.write('stats\n'); const v = await p; return { fsyncs: v.fsyncs!, records: v.records! }; },
+    stop: async () => {
+      const exited = new Promise((r) => child.once('exit', r));
+      child.stdin!.end();
+      const t = setTimeout(() => child.kill('SIGKILL'), 5_000);
+      await exited;
+      clearTimeout(t);
+    },
+  };
+}
+
+function machine(): string {
+  return `${cpus()[0]?.model ?? '?'}, ${cpus().length} cpus, node ${process.version}`;
+}
+
+async function main(): Promise<void> {
+  const quick = process.argv.includes('--quick');
+  const scale = quick ? 0.3 : 1;
+  console.log(`bench/journal — ${machine()}; journal on ${tmpdir()} (same filesystem for every mode)`);
+  console.log('smtp-source -L → storeroute (journal off | durable | interval) → smtp-sink -L, 1 recipient, connections reused\n');
+  const sink = await startSink();
+  const proxies = Object.fromEntries(await Promise.all(MODES.map(async (m) => [m, await startProxy(sink.port, m)] as const))) as Record<Mode, Proxy>;
+  const cells = [
+    { label: '4KB s=1', size: 4096, sessions: 1, n: 600 },
+    { label: '4KB s=20', size: 4096, sessions: 20, n: 3000 },
+    { label: '100KB s=1', size: 102_400, sessions: 1, n: 300 },
+    { label: '100KB s=20', size: 102_400, sessions: 20, n: 1000 },
+  ];
+  console.log(['cell', 'msgs', 'off msg/s', 'durable msg/s', 'durable÷off', 'fsyncs/msg', 'interval msg/s', 'interval÷off']
+    .map((h, i) => (i === 0 ? h.padEnd(12) : h.padStart(15))).join(''));
+  const at20: Record<string, number[]> = { durable: [], interval: [] };
+  let rot = 0;
+  for (const cell of cells) {
+    const n = Math.max(cell.sessions * 4, Math.round(cell.n * scale));
+    const opts = { size: cell.size, sessions: cell.sessions, messages: n, rcpts: 1, reuse: true };
+    const rate: Record<Mode, number> = { off: 0, durable: 0, interval: 0 };
+    let fsyncs = 0;
+    for (const m of MODES) await smtpSource(proxies[m].port, { ...opts, messages: Math.min(n, cell.sessions * 4) }); // warm-up
+    const order = MODES.map((_, i) => MODES[(i + rot) % MODES.length]!);
+    rot++;
+    for (const m of order) {
+      const before = await proxies[m].stats();
+      rate[m] = n / (await smtpSource(proxies[m].port, opts));
+      if (m === 'durable') fsyncs = (await proxies[m].stats()).fsyncs - before.fsyncs;
+    }
+    if (cell.sessions === 20) { at20.durable!.push(rate.durable / rate.off); at20.interval!.push(rate.interval / rate.off); }
+    console.log([cell.label.padEnd(12), String(n).padStart(15), rate.off.toFixed(1).padStart(15), rate.durable.toFixed(1).padStart(15),
+      (rate.durable / rate.off).toFixed(2).padStart(15), (fsyncs / n).toFixed(3).padStart(15), rate.interval.toFixed(1).padStart(15),
+      (rate.interval / rate.off).toFixed(2).padStart(15)].join(''));
+  }
+  const min = (xs: number[]) => Math.min(...xs).toFixed(2);
+  console.log(`\nat 20 sessions: durable÷off lowest ${min(at20.durable!)} (target ≥ 0.7), interval÷off lowest ${min(at20.interval!)} (target ≥ 0.9)`);
+  for (const p of Object.values(proxies)) await p.stop();
+  await sink.stop();
+}
+
+if (process.argv[2] === 'journal-proxy') void proxyChild(Number(process.argv[3]), process.argv[4] as Mode);
+else main().catch((err: unknown) => { console.error(err); process.exit(1); });
