@@ -46,7 +46,7 @@ export function buildProgram(io: CliIo = processIo()): Command {
   registerStatus(program, io);
   registerHistory(program, io);
   registerConfig(program, io);
-  registerReplay(program);
+  registerReplay(program, io);
   return program;
 }
 
@@ -73,7 +73,7 @@ function executedDirectly(): boolean {
 }
 
 if (executedDirectly()) {
-  const code = await runCli(process.argv.slice(2));
-  // Exit explicitly: a library keeping a handle open must not make the CLI hang after its answer.
-  process.stdout.write('', () => process.exit(code));
+  // No process.exit(): `serve` returns once its listeners are up and must keep running, and
+  // every other command closes what it opened, so the process ends when its work is done.
+  process.exitCode = await runCli(process.argv.slice(2));
 }

@@ -45,6 +45,10 @@ describe('storeroute CLI on the embedded directory (in-process)', () => {
       + '  begin moving user alice to store store2\n  finish moving user alice\ndry run: nothing applied\n');
     expect((await run('user', 'show', 'alice', '--json')).stdout).toContain('"store": "store1"');
 
+    const dryJson = JSON.parse((await run('directory', 'apply', '--dry-run', '--json', file)).stdout);
+    expect(dryJson).toEqual({ file, dryRun: true, fromVersion: 10, toVersion: 10, applied: 0,
+      changes: ['begin moving user alice to store store2', 'finish moving user alice'] });
+
     const real = await run('directory', 'apply', file);
     expect(real.code).toBe(0);
     expect(JSON.parse((await run('user', 'show', 'alice', '--json')).stdout).user.store).toBe('store2');
