@@ -61,6 +61,7 @@ export class BackendSession {
   readonly #closeListeners = new Set<(err: BackendError) => void>();
   #failure: BackendError | null = null;
   #closing = false;
+  #corked = false;
   #connected = false;
   #stuffer: DotStuffer | null = null;
   #stallTimer: NodeJS.Timeout | null = null;
@@ -166,6 +167,7 @@ export class BackendSession {
     if (this.#failure) return true; // a failed session has nothing to pace; the caller drops it
     if (!this.#stuffer) throw new Error('writeData outside DATA');
     let ok = true;
+    this.#corkForTick();
     for (const part of this.#stuffer.stuff(chunk)) ok = this.#socket.write(part);
     if (!ok && !this.#stallTimer) {
       this.#stallTimer = setTimeout(() => this.#fail('BACKEND_TIMEOUT',
@@ -191,7 +193,10 @@ export class BackendSession {
     const terminator = this.#stuffer.end();
     this.#stuffer = null;
     const pending: Array<Promise<WireReply>> = [];
-    if (!this.#failure) this.#socket.write(terminator);
+    if (!this.#failure) {
+      this.#corkForTick();
+      this.#socket.write(terminator);
+    }
     for (let i = 0; i < recipients; i++) pending.push(this.#expect('final reply', this.#timeouts.finalReply));
     const settled = await Promise.allSettled(pending);
     this.#clearStall();
@@ -226,8 +231,23 @@ export class BackendSession {
   #command(line: string, phase: string, timeoutMs: number): Promise<WireReply> {
     if (this.#failure) return Promise.reject(this.#failure);
     const p = this.#expect(phase, timeoutMs);
+    this.#corkForTick();
     this.#socket.write(line + '\r\n');
     return p;
+  }
+
+  /**
+   * Everything written in one tick leaves in one segment (MAIL + RCPT, a chunk's stuffed parts,
+   * the last chunk + the dot): each write is a syscall and a wake-up of the backend.
+   */
+  #corkForTick(): void {
+    if (this.#corked) return;
+    this.#corked = true;
+    this.#socket.cork();
+    process.nextTick(() => {
+      this.#corked = false;
+      this.#socket.uncork();
+    });
   }
 
   #expect(phase: string, timeoutMs: number): Promise<WireReply> {

@@ -5,6 +5,7 @@
  * 1. `send`: smtp-server derives the enhanced status code from the 3-digit code by a fixed table,
  *    so a backend's `550 5.7.1 …` would go out as `550 5.1.1 5.7.1 …`. A reply text that already
  *    starts with an enhanced code of the same class is sent as is. We relay backends' exact codes.
+ *    Replies sent within one tick are also corked into one write (LMTP's per-recipient finals).
  * 2. `init`: every connection waits a hard-coded 100 ms before the greeting (an early-talker check
  *    that matters for SMTP on the internet, not for postfix on a trusted LMTP hop). At one
  *    connection per message that caps a proxy near 100 messages/s. We greet at once.
@@ -28,6 +29,8 @@ interface ConnectionInternals {
   connectionReady(next?: () => void): void;
   _server: { options: { maxClients?: number }; connections: Set<unknown> };
   name: string;
+  _socket?: import('node:net').Socket;
+  _storerouteCorked?: boolean;
 }
 
 export function smtpServerVersion(): string {
@@ -49,6 +52,16 @@ export function applySmtpServerPatches(): void {
 
   const originalSend = proto.send;
   proto.send = function send(this: ConnectionInternals, code: number, data: unknown, context?: unknown): void {
+    // Replies sent in one tick (LMTP's per-recipient finals) leave in one segment, not one syscall each.
+    const socket = this._socket;
+    if (socket && !this._storerouteCorked && !socket.destroyed) {
+      this._storerouteCorked = true;
+      socket.cork();
+      process.nextTick(() => {
+        this._storerouteCorked = false;
+        socket.uncork();
+      });
+    }
     if (typeof data === 'string' && context !== false) {
       const m = ENHANCED_PREFIX.exec(data);
       if (m && m[1] === String(code)[0]) return originalSend.call(this, code, data, false);

@@ -22,6 +22,8 @@ export interface Leg {
   recipients: AcceptedRecipient[];
   /** True once the backend has answered the final dot for all its recipients. */
   finished: boolean;
+  /** MAIL FROM sent pipelined with the first RCPT, verdict not yet read. */
+  mail: Promise<Reply> | null;
 }
 
 export interface AcceptedRecipient {
@@ -81,7 +83,18 @@ export class Transaction {
     if (leg.failed || !leg.session) return (leg.failed ?? new BackendError('BACKEND_LOST', target.slot, 'no session')).reply;
     this.#inflight = leg;
     try {
-      const r = await leg.session.rcpt(address);
+      const rcptReply = leg.session.rcpt(address);
+      rcptReply.catch(() => undefined); // handled below; this only keeps a failed MAIL from orphaning it
+      if (leg.mail) {
+        const mail = await leg.mail;
+        leg.mail = null;
+        if (!isSuccess(mail)) {
+          leg.mailRefused = mail;
+          await rcptReply.catch(() => undefined); // its "503 need MAIL" is consumed, not relayed
+          return relayBackendReply(mail);
+        }
+      }
+      const r = await rcptReply;
       const late = leg.failed as Leg['failed']; // set by abandonInflight() while we awaited
       if (late) return late.reply;
       if (!isSuccess(r)) return relayBackendReply(r);
@@ -112,7 +125,7 @@ export class Transaction {
     const key = poolKey(target);
     const existing = this.legs.get(key);
     if (existing && !existing.failed) return existing;
-    const leg: Leg = { key, target, session: null, failed: null, mailRefused: null, recipients: [], finished: false };
+    const leg: Leg = { key, target, session: null, failed: null, mailRefused: null, recipients: [], finished: false, mail: null };
     this.legs.set(key, leg);
     this.allLegs.push(leg);
     this.#inflight = leg;
@@ -123,8 +136,15 @@ export class Transaction {
         return leg;
       }
       leg.session = session;
-      const mail = await session.mailFrom(this.mailFrom.address, this.#mailParams(session));
-      if (!isSuccess(mail)) leg.mailRefused = mail;
+      const mail = session.mailFrom(this.mailFrom.address, this.#mailParams(session));
+      if (session.pipelining) {
+        // MAIL goes out with the first RCPT in one segment; its verdict is checked with the RCPT's.
+        leg.mail = mail;
+        mail.catch(() => undefined); // failures surface through the RCPT awaiting it
+      } else {
+        const r = await mail;
+        if (!isSuccess(r)) leg.mailRefused = r;
+      }
     } catch (err) {
       this.#legFailed(leg, err);
     } finally {
