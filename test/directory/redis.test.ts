@@ -9,8 +9,9 @@ let redis: RedisServer;
 beforeAll(async () => { redis = await startRedis(); });
 afterAll(async () => { await redis.close(); });
 
-behaviourSuite('redis', async () => {
-  const config = parseConfig({ directory: { backend: 'redis', redis: { url: redis.url, keyPrefix: uniquePrefix('dir') } } });
+for (const cached of [true, false]) behaviourSuite(cached ? 'redis + cache' : 'redis, no cache', async () => {
+  const config = parseConfig({ directory: { backend: 'redis', redis: { url: redis.url, keyPrefix: uniquePrefix('dir') },
+    cache: { enabled: cached } } });
   const open = () => createDirectory(config.directory, { logger: testLogger(), metrics: testRegistry() });
   const dir = await open();
   return { dir, other: open, cleanup: () => dir.close() };
