@@ -35,8 +35,8 @@ export function createRedisClient(config: RedisConfig, obs: Observability, optio
     ...options.extra,
   };
   const client = config.sentinels
-    ? new Redis({ ...common, sentinels: config.sentinels, name: config.masterName,
-      ...(config.password !== undefined ? { sentinelPassword: config.password } : {}) })
+    // `password` is the data nodes' password; Sentinels are reached without one (no config key for it yet).
+    ? new Redis({ ...common, sentinels: config.sentinels, name: config.masterName })
     : new Redis(config.url, common);
 
   // Log the first error of an outage at warn, the reconnect attempts after it at debug.
