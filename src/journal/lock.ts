@@ -17,9 +17,12 @@ function alive(pid: number): boolean {
   }
 }
 
+/** The replay lock: one replay at a time per journal, so two operators never deliver one record twice. */
+export const REPLAY_LOCK_FILE = 'replay.lock';
+
 /** Takes the lock or says who holds it. Returns the release function. */
-export async function lockJournalDir(dir: string): Promise<() => Promise<void>> {
-  const file = join(dir, LOCK_FILE);
+export async function lockJournalDir(dir: string, name = LOCK_FILE): Promise<() => Promise<void>> {
+  const file = join(dir, name);
   for (let attempt = 0; attempt < 3; attempt++) {
     try {
       const fh = await open(file, 'wx');
@@ -31,7 +34,7 @@ export async function lockJournalDir(dir: string): Promise<() => Promise<void>> 
     }
     const pid = Number((await readFile(file, 'utf8').catch(() => '')).trim());
     if (Number.isInteger(pid) && pid > 0 && alive(pid)) {
-      throw new Error(`journal directory ${dir} is in use by process ${pid}`);
+      throw new Error(`${file} is held by process ${pid}`);
     }
     // Stale: its owner died. Replace it (another starter racing us loses at open('wx')).
     await writeFile(file, '').then(() => unlink(file)).catch(() => undefined);

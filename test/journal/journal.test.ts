@@ -234,3 +234,26 @@ describe('journal after kill -9', () => {
     await journalOne(j, message('after@x'), [recipient('a@example.com')]);
   }, 30_000);
 });
+
+describe('journal write errors', () => {
+  it('a failing disk write rejects the commits it affects with 451 and the journal carries on in a new segment', async () => {
+    // ulimit -f 512: no file may grow past 512 KiB, so the first segment starts failing (EFBIG).
+    const script = join(import.meta.dirname, 'efbig-writer.ts');
+    const child = spawn('bash', ['-c', `ulimit -f 512 && exec "${process.execPath}" --import tsx "${script}" "${dir}"`],
+      { stdio: ['ignore', 'pipe', 'inherit'] });
+    const lines: string[] = [];
+    createInterface({ input: child.stdout! }).on('line', (l) => lines.push(l));
+    const code = await new Promise((r) => child.once('exit', r));
+    expect(code).toBe(0);
+    expect(lines.at(-1)).toBe('done');
+    const rejected = lines.filter((l) => l.startsWith('rejected'));
+    expect(rejected.length).toBeGreaterThan(0);
+    expect(rejected[0]).toBe('rejected JOURNAL_UNAVAILABLE 451');
+    const lastRejected = lines.lastIndexOf(rejected.at(-1)!);
+    expect(lines.slice(lastRejected + 1).filter((l) => l.startsWith('ok')).length).toBeGreaterThan(0);
+    const okIds = lines.filter((l) => l.startsWith('ok ')).map((l) => l.slice(3));
+    const j = await start();
+    const ids = new Set((await readAll(j.read())).map((r) => r.messageId));
+    expect(okIds.filter((id) => !ids.has(id))).toEqual([]);
+  }, 30_000);
+});

@@ -4,7 +4,7 @@
  * helper; failure modes use the test LMTP backend.
  */
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { readFile } from 'node:fs/promises';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createDirectory, type Directory } from '../../src/directory/index.js';
 import { deliverMessage } from '../../src/lmtp/index.js';
@@ -161,6 +161,17 @@ describe('replay outcomes against an LMTP backend that refuses or fails', () => 
     const second = await replayStore(base);
     expect({ ...second, items: undefined }).toMatchObject({ delivered: 1, skippedAlreadyReplayed: 1, failed: 0 });
     expect(backend.messages.at(-1)?.body.toString()).toContain('alice@x');
+  });
+
+  it('refuses to run while another replay holds this journal, leaving everything as it was', async () => {
+    await journalOne(journal, message('l@x'), [recipient('alice@replay.test', { slot: 'slotA' })], { messageId: '<l@x>' });
+    await writeFile(join(j.dir, 'replay.lock'), `${process.pid}\n`);
+    const base = { journal, directory, store: 'store1', check: false, actor: 'test', obs: obs(), imap: parseConfig({}).replay } as const;
+    await expect(replayStore(base)).rejects.toMatchObject({ code: 'JOURNAL_UNAVAILABLE', message: expect.stringContaining('another replay is running') });
+    expect(backend.messages).toHaveLength(0);
+    expect((await replayStore({ ...base, dryRun: true })).wouldDeliver).toBe(1);
+    await rm(join(j.dir, 'replay.lock'));
+    expect((await replayStore(base)).delivered).toBe(1);
   });
 
   it('a check that cannot reach IMAP fails the recipient instead of guessing', async () => {

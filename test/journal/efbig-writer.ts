@@ -1,0 +1,28 @@
+/**
+ * Child process for the write-error test, run under `ulimit -f` so that segment writes fail with
+ * EFBIG partway: journals 60 records of 20 KB one after another and prints "ok <id>" or
+ * "rejected <code>" for each commit, then "done". It must never crash.
+ */
+import { pino } from 'pino';
+import { Registry } from 'prom-client';
+import { openJournal } from '../../src/journal/index.js';
+import { journalConfig, message, recipient } from './helpers.js';
+
+const journal = await openJournal(journalConfig(process.argv[2]!, { durability: 'durable', segmentBytes: 4 * 1024 * 1024 }),
+  { logger: pino({ level: 'silent' }), metrics: new Registry() });
+for (let i = 0; i < 60; i++) {
+  const id = `<efbig${i}@test>`;
+  const body = message(id.slice(1, -1), 20_000);
+  const entry = journal.begin({ queueId: id, mailFrom: 's@x', receivedAt: new Date() });
+  entry.write(body);
+  try {
+    await entry.commit([recipient('a@example.com')], { messageId: id, size: body.length });
+    process.stdout.write(`ok ${id}\n`);
+  } catch (err) {
+    process.stdout.write(`rejected ${(err as { code?: string }).code} ${(err as { reply?: { code: number } }).reply?.code}\n`);
+  }
+  // Give a failed segment's replacement time to open, as real traffic would.
+  await new Promise((r) => setTimeout(r, 5));
+}
+await journal.close();
+process.stdout.write('done\n');
