@@ -4,10 +4,12 @@
  * settled (delivered, already present, refused) unless asked `again`; failures stay retryable.
  * A torn last line (crash mid-append) is ignored.
  */
-import { appendFile, readFile } from 'node:fs/promises';
+import { appendFile, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
 export const LEDGER_FILE = 'replay-ledger.jsonl';
+/** Ledger entries are kept a week: far longer than any journal retention. */
+const KEEP_MS = 7 * 24 * 3_600_000;
 
 export type ReplayOutcome = 'delivered' | 'alreadyPresent' | 'refused' | 'failed';
 
@@ -42,14 +44,26 @@ export class ReplayLedger {
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
     }
+    const horizon = Date.now() - KEEP_MS;
+    const kept: string[] = [];
+    let dropped = 0;
     for (const line of text.split('\n')) {
       if (!line) continue;
       try {
         const e = JSON.parse(line) as LedgerEntry;
+        if (Date.parse(e.at) < horizon) { dropped += 1; continue; }
+        kept.push(line);
         if (SETTLED.has(e.outcome)) ledger.#settled.set(ledgerKey(e.recordId, e.address), e);
       } catch {
-        continue; // a torn line from a crash mid-append
+        dropped += 1; // a torn line from a crash mid-append
       }
+    }
+    // Entries older than any journal retention refer to records long gone: rewrite without them
+    // (atomically) once there are enough to matter, so the ledger does not grow forever.
+    if (dropped >= 1000) {
+      const tmp = `${ledger.file}.tmp`;
+      await writeFile(tmp, kept.map((l) => l + '\n').join(''));
+      await rename(tmp, ledger.file);
     }
     return ledger;
   }
