@@ -255,3 +255,26 @@ export async function imapRead(host: string, port: number, user: string, pass: s
 export function bare(messageId: string): string {
   return messageId.replace(/^<|>$/g, '');
 }
+
+/**
+ * Logs in over raw IMAP and returns the tagged reply to LOGIN. Through nginx this is the backend's
+ * own reply, and Cyrus's carries `SESSIONID=<cyrus-<slot>-…>`: which slot the login reached.
+ */
+export async function imapLoginReply(host: string, port: number, user: string, pass: string): Promise<string> {
+  const c = await open(host, port);
+  try {
+    const greet = await c.line();
+    if (!greet.startsWith('* OK')) throw new Error(`IMAP greeting: ${greet}`);
+    const q = (s: string) => `"${s.replace(/["\\]/g, (m) => `\\${m}`)}"`;
+    c.write(`a1 LOGIN ${q(user)} ${q(pass)}\r\n`);
+    for (;;) {
+      const l = await c.line();
+      if (l.startsWith('a1 ')) {
+        c.write('a2 LOGOUT\r\n');
+        return l;
+      }
+    }
+  } finally {
+    c.close();
+  }
+}
