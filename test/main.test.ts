@@ -4,7 +4,8 @@
  * ready, answers LMTP, and stops cleanly.
  */
 import { describe, it, expect } from 'vitest';
-import { mkdtempSync, existsSync } from 'node:fs';
+import { mkdtempSync, existsSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -64,4 +65,20 @@ describe('storeroute serve with the example configuration', () => {
     const running = await startStoreroute(config, testLogger());
     await running.stop();
   });
+});
+
+describe('storeroute serve with a broken config', () => {
+  it('refuses to start, exits 2 and lists every problem with its path', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sr-main-'));
+    const file = join(dir, 'bad.yaml');
+    writeFileSync(file, 'lmtp:\n  listen: { port: "2424x" }\n  maxRecipients: 0\njournal: { durability: sometimes }\nbogus: 1\n');
+    const cli = new URL('../src/cli/index.ts', import.meta.url).pathname;
+    const r = spawnSync(process.execPath, ['--import', 'tsx', cli, 'serve', '--config', file], { encoding: 'utf8', timeout: 60_000 });
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain('4 problem(s)');
+    for (const path of ['lmtp.listen.port', 'lmtp.maxRecipients', 'journal.durability', 'bogus: unknown key']) {
+      expect(r.stderr).toContain(path);
+    }
+    expect(r.stdout).not.toContain('storeroute_started');
+  }, 60_000);
 });

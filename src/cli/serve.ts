@@ -1,26 +1,17 @@
 import type { Command } from 'commander';
 import { loadCliConfig, type GlobalOptions } from './context.js';
-import { ConfigError } from '../core/errors.js';
 
 /**
  * `storeroute serve`: runs the LMTP proxy, auth_http service and admin API from one config file.
- * Bad config refuses to start (exit 78, EX_CONFIG) with every problem listed.
+ * Bad config refuses to start (exit 2) with every problem listed.
  */
 export function registerServe(program: Command): void {
   program
     .command('serve')
     .description('run the LMTP proxy, auth_http service, replay journal and admin API')
     .action(async (_opts: unknown, cmd: Command) => {
-      let config;
-      try {
-        config = loadCliConfig(cmd.optsWithGlobals<GlobalOptions>());
-      } catch (err) {
-        if (err instanceof ConfigError) {
-          process.stderr.write(`storeroute: refusing to start: ${err.message}\n`);
-          process.exit(78);
-        }
-        throw err;
-      }
+      // A bad config throws ConfigError: the CLI lists every problem and exits 2; nothing starts.
+      const config = loadCliConfig(cmd.optsWithGlobals<GlobalOptions>());
       // Imported here so that read-only CLI commands do not load the servers.
       const { startStoreroute, handleSignals, createLogger } = await import('../main.js');
       const logger = createLogger(config.log);
