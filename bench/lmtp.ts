@@ -30,7 +30,7 @@ export const RECIPIENT_DOMAIN = 'bench.test';
 /** The child: a proxy whose one store's master is the sink; users 1u … 5u and u. */
 async function proxyChild(sinkPort: number): Promise<void> {
   const tmp = await mkdtemp(join(tmpdir(), 'sr-bench-lmtp-'));
-  const obs = { logger: pino({ level: 'info' }, pino.destination('/dev/null')), metrics: new Registry() };
+  const obs = { logger: pino({ level: 'info' }, pino.destination({ dest: '/dev/null', sync: false })), metrics: new Registry() };
   const config = parseConfig({
     directory: { backend: 'embedded', embedded: { file: join(tmp, 'directory.json') } },
     lmtp: { listen: { host: '127.0.0.1', port: 0 }, maxMessageSize: 300 * 1024 * 1024, maxClients: 1000 },
@@ -65,7 +65,8 @@ export interface ProxyHandle {
 }
 
 export async function startProxy(sinkPort: number): Promise<ProxyHandle> {
-  const child = spawn(process.execPath, [...process.execArgv, new URL(import.meta.url).pathname, 'proxy', String(sinkPort)],
+  const flags = (process.env.PROXY_NODE_FLAGS ?? '').split(' ').filter(Boolean);
+  const child = spawn(process.execPath, [...flags, ...process.execArgv, new URL(import.meta.url).pathname, 'proxy', String(sinkPort)],
     { stdio: ['pipe', 'pipe', 'inherit'] });
   const rl = createInterface({ input: child.stdout! });
   const queue: Array<(v: Record<string, number>) => void> = [];
