@@ -1,9 +1,18 @@
 /**
  * The embedded backend: the whole directory in this process's memory, persisted to one directory
  * file (JSON, or YAML when the name ends in .yaml/.yml) after every mutation, before the mutation
- * is acknowledged or visible to readers. Mutations are serialised; reads never wait for them.
+ * is acknowledged or visible to readers. Reads never wait for mutations.
+ *
+ * Several processes may share the file (a running `storeroute serve` and a CLI `store failover`):
+ * - every mutation holds the file lock (./lock.ts) from reading the state to saving it: it
+ *   re-reads the file when another process saved since this one last read or wrote it, applies
+ *   the rules to that fresh state, saves atomically and appends its audit record, then releases;
+ * - a running process notices another's save within milliseconds (./sync.ts: fs.watch plus a
+ *   stat poll), reloads, and emits a ChangeEvent for every entry that changed, so the read cache
+ *   drops it and no lookup is answered from the state before that save.
  */
-import { readFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { stringify } from 'yaml';
 import { DirectoryFileError, DirectoryUnavailableError } from '../../core/errors.js';
 import type { Observability } from '../../core/deps.js';
@@ -12,11 +21,22 @@ import { auditView, Listeners, MutatingDirectory, type Backend, type FeedEvent }
 import { parseDirectoryText, readDirectoryFile, toFileObject } from '../file.js';
 import { canonicalUser, checkActor, planMutation, routeFrom, targetOf, type Change, type Mutation } from '../rules.js';
 import { HistoryFile, removeStaleTemps, writeFileAtomic } from './persist.js';
+import { FileLock } from './lock.js';
+import { diffEvents, readWithIdentity, watchFile, type FileWatch } from './sync.js';
+
+/** How long a mutation waits for another process's lock before answering DirectoryUnavailableError. */
+const LOCK_WAIT_MS = 5_000;
+/** The stat poll behind fs.watch: the longest another process's save can go unnoticed. */
+const POLL_MS = 1_000;
 
 export interface EmbeddedOptions {
   file: string;
   seed?: string | undefined;
   historyLimit: number;
+  /** Tests only: a shorter lock wait than LOCK_WAIT_MS. */
+  lockWaitMs?: number;
+  /** Tests only: another poll interval than POLL_MS (fs.watch stays on). */
+  pollMs?: number;
 }
 
 /** A new snapshot with `changes` applied; tables the changes do not touch are shared, not copied. */
@@ -42,55 +62,99 @@ function entryOf(snap: DirectorySnapshot, target: string): Slot | Store | User |
   return (table as Record<string, Slot | Store | User>)[name] ?? null;
 }
 
+/** Runs async sections one at a time (a promise chain); an error reaches its caller only. */
+class Serial {
+  #tail: Promise<unknown> = Promise.resolve();
+  run<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.#tail.then(fn);
+    this.#tail = run.catch(() => undefined);
+    return run;
+  }
+}
+
 export class EmbeddedDirectory extends MutatingDirectory implements Backend {
   readonly kind = 'embedded' as const;
   readonly feedLive = true;
   #snap: DirectorySnapshot;
+  /** Identity (ino:size:mtime) of the file as this process last read or wrote it. */
+  #identity: string | null;
+  /** The identity of a file that failed to parse, so a broken file is logged once, not every poll. */
+  #badIdentity: string | null = null;
   #history: AuditRecord[];
-  #historyFile: HistoryFile;
-  #queue: Promise<unknown> = Promise.resolve();
-  #changes: Listeners<ChangeEvent>;
-  #feed: Listeners<FeedEvent>;
+  /** The directory version the in-memory history is complete up to. */
+  #historyVersion: number;
+  readonly #historyFile: HistoryFile;
+  readonly #lock: FileLock;
+  /** This process's mutations, one at a time (they would only queue on the file lock anyway). */
+  readonly #mutations = new Serial();
+  /** Reloads and mutation commits: each changes #snap from a known starting point. */
+  readonly #state = new Serial();
+  readonly #changes: Listeners<ChangeEvent>;
+  readonly #feed: Listeners<FeedEvent>;
+  #watch: FileWatch | null = null;
+  #refreshing: Promise<void> | null = null;
+  #refreshAgain = false;
   #closed = false;
 
   private constructor(private readonly options: EmbeddedOptions, private readonly obs: Observability,
-    snap: DirectorySnapshot, history: AuditRecord[], historyFile: HistoryFile) {
+    snap: DirectorySnapshot, identity: string | null, history: AuditRecord[], historyFile: HistoryFile, lock: FileLock) {
     super();
     this.#snap = snap;
+    this.#identity = identity;
     this.#history = history;
+    this.#historyVersion = snap.version;
     this.#historyFile = historyFile;
+    this.#lock = lock;
     const onError = (err: unknown) => obs.logger.error({ err }, 'directory_listener_failed');
     this.#changes = new Listeners(onError);
     this.#feed = new Listeners(onError);
   }
 
-  /** Loads `file` (or seeds it from `seed` when missing) and removes temp files a crash left behind. */
+  /**
+   * Loads `file` (or seeds it from `seed` when missing) under the lock, removes temp files a crash
+   * left behind, and starts watching the file for other processes' saves.
+   */
   static async open(options: EmbeddedOptions, obs: Observability): Promise<EmbeddedDirectory> {
-    const stale = await removeStaleTemps(options.file);
-    if (stale.length > 0) obs.logger.warn({ file: options.file, stale }, 'directory_stale_temp_removed');
-    let snap: DirectorySnapshot;
+    const { file } = options;
+    const lock = new FileLock(file);
+    await mkdir(dirname(file), { recursive: true });
+    const release = await lock.acquire(options.lockWaitMs ?? LOCK_WAIT_MS, (owner, why) =>
+      obs.logger.warn({ file, owner, why }, 'directory_stale_lock_broken'));
+    let dir: EmbeddedDirectory;
     let created = false;
-    let text: string | null = null;
     try {
-      text = await readFile(options.file, 'utf8');
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
-        throw new DirectoryFileError(options.file, [{ path: '(file)', message: `cannot read: ${(err as Error).message}` }]);
+      // Temp files are only written under the lock: any found now belong to a process that died.
+      const stale = await removeStaleTemps(file);
+      if (stale.length > 0) obs.logger.warn({ file, stale }, 'directory_stale_temp_removed');
+      let read;
+      try {
+        read = await readWithIdentity(file, null);
+      } catch (err) {
+        throw new DirectoryFileError(file, [{ path: '(file)', message: `cannot read: ${(err as Error).message}` }]);
       }
+      let snap: DirectorySnapshot;
+      let identity: string | null = null;
+      if (typeof read === 'object') {
+        snap = parseDirectoryText(read.text, file);
+        identity = read.identity;
+      } else {
+        snap = options.seed ? await readDirectoryFile(options.seed) : { version: 0, slots: {}, stores: {}, users: {} };
+        created = true;
+      }
+      const historyFile = new HistoryFile(`${file}.history.jsonl`, options.historyLimit);
+      const history = await historyFile.load();
+      dir = new EmbeddedDirectory(options, obs, snap, identity, history, historyFile, lock);
+      // Write it at once: a folder we cannot write to must stop start-up, not the first failover.
+      if (created) await dir.#save(snap);
+    } finally {
+      await release();
     }
-    if (text !== null) snap = parseDirectoryText(text, options.file);
-    else {
-      snap = options.seed ? await readDirectoryFile(options.seed) : { version: 0, slots: {}, stores: {}, users: {} };
-      created = true;
-    }
-    const historyFile = new HistoryFile(`${options.file}.history.jsonl`, options.historyLimit);
-    const history = await historyFile.load();
-    const dir = new EmbeddedDirectory(options, obs, snap, history, historyFile);
-    // Write it at once: a folder we cannot write to must stop start-up, not the first failover.
-    if (created) await writeFileAtomic(options.file, dir.#serialize(snap));
-    obs.logger.info({ file: options.file, seed: created ? options.seed : undefined, version: snap.version,
+    const snap = dir.#snap;
+    obs.logger.info({ file, seed: created ? options.seed : undefined, version: snap.version,
       slots: Object.keys(snap.slots).length, stores: Object.keys(snap.stores).length,
       users: Object.keys(snap.users).length }, 'directory_loaded');
+    dir.#watch = watchFile(file, options.pollMs ?? POLL_MS, () => dir.#scheduleRefresh(),
+      (err) => obs.logger.warn({ err, file }, 'directory_watch_failed'));
     return dir;
   }
 
@@ -99,43 +163,121 @@ export class EmbeddedDirectory extends MutatingDirectory implements Backend {
     return /\.ya?ml$/i.test(this.options.file) ? stringify(obj) : JSON.stringify(obj, null, 1) + '\n';
   }
 
+  /** Saves atomically and records the new file's identity. Call only while holding the lock. */
+  async #save(snap: DirectorySnapshot): Promise<void> {
+    await writeFileAtomic(this.options.file, this.#serialize(snap));
+    const read = await readWithIdentity(this.options.file, null);
+    this.#identity = typeof read === 'object' ? read.identity : null;
+  }
+
+  /**
+   * Adopts the file's state when another process saved since we last read or wrote it; emits a
+   * ChangeEvent for every entry that differs. Runs inside #state. Throws DirectoryFileError for a
+   * file that does not parse (only an outside edit can do that: our saves are atomic).
+   */
+  async #reload(): Promise<void> {
+    const read = await readWithIdentity(this.options.file, this.#identity);
+    if (typeof read !== 'object') return; // unchanged, or removed by hand: the next save recreates it
+    let snap: DirectorySnapshot;
+    try {
+      snap = parseDirectoryText(read.text, this.options.file);
+    } catch (err) {
+      if (this.#badIdentity !== read.identity) {
+        this.#badIdentity = read.identity;
+        this.obs.logger.error({ err, file: this.options.file }, 'directory_reload_failed');
+      }
+      throw err;
+    }
+    const before = this.#snap;
+    this.#snap = snap;
+    this.#identity = read.identity;
+    const events = diffEvents(before, snap);
+    if (events.length > 0) {
+      this.obs.logger.info({ file: this.options.file, from: before.version, to: snap.version, changed: events.length },
+        'directory_reloaded');
+    }
+    for (const event of events) {
+      this.#feed.emit({ type: 'change', event });
+      this.#changes.emit(event);
+    }
+  }
+
+  /** fs.watch / poll: reload now; a call during a reload makes it run once more (coalesced). */
+  #scheduleRefresh(): void {
+    if (this.#closed) return;
+    if (this.#refreshing) {
+      this.#refreshAgain = true;
+      return;
+    }
+    this.#refreshing = (async () => {
+      do {
+        this.#refreshAgain = false;
+        await this.#state.run(() => this.#reload()).catch(() => undefined); // logged in #reload
+      } while (this.#refreshAgain && !this.#closed);
+    })().finally(() => { this.#refreshing = null; });
+  }
+
+  /** Takes the cross-process lock around `fn`. */
+  async #locked<T>(fn: () => Promise<T>): Promise<T> {
+    const release = await this.#lock.acquire(this.options.lockWaitMs ?? LOCK_WAIT_MS, (owner, why) =>
+      this.obs.logger.warn({ file: this.options.file, owner, why }, 'directory_stale_lock_broken'));
+    try {
+      return await fn();
+    } finally {
+      await release();
+    }
+  }
+
+  /** Under the lock: the history as other processes left it, when they mutated since we last looked. */
+  async #catchUpHistory(): Promise<void> {
+    if (this.#historyVersion === this.#snap.version) return;
+    this.#history = await this.#historyFile.load();
+    this.#historyVersion = this.#snap.version;
+  }
+
   protected mutate(m: Mutation, actor: string): Promise<Slot | Store | User | null> {
-    // One at a time: each mutation is checked against the state the previous one left.
-    const run = this.#queue.then(() => this.#mutateNow(m, actor));
-    this.#queue = run.catch(() => undefined); // the caller sees the error; the queue goes on
-    return run;
+    return this.#mutations.run(() => this.#mutateNow(m, actor));
   }
 
   async #mutateNow(m: Mutation, actor: string): Promise<Slot | Store | User | null> {
     if (this.#closed) throw new DirectoryUnavailableError('directory is closed');
     checkActor(actor);
-    const target = targetOf(m);
-    const changes = planMutation(this.#snap, m);
-    if (changes.length === 0) return entryOf(this.#snap, target);
-    const next = withChanges(this.#snap, changes, this.#snap.version + 1);
-    const first = changes[0] as Change;
-    const record: AuditRecord = {
-      version: next.version, at: new Date().toISOString(), actor, action: m.op, target,
-      before: auditView(first.before), after: auditView(first.after),
-    };
-    try {
-      await writeFileAtomic(this.options.file, this.#serialize(next));
-    } catch (err) {
-      this.obs.logger.error({ err, file: this.options.file, action: m.op, target }, 'directory_save_failed');
-      throw new DirectoryUnavailableError(`cannot save directory file ${this.options.file}: ${(err as Error).message}`, { cause: err });
-    }
-    this.#snap = next;
-    this.#history = [record, ...this.#history.slice(0, this.options.historyLimit - 1)];
-    try {
-      await this.#historyFile.append(record, () => this.#history);
-    } catch (err) {
-      // The change itself is saved and in force; only its audit line is lost. Say so loudly.
-      this.obs.logger.error({ err, version: record.version, action: m.op, target }, 'directory_history_save_failed');
-    }
-    const event: ChangeEvent = { version: next.version, action: m.op, target };
-    this.#feed.emit({ type: 'change', event });
-    this.#changes.emit(event);
-    return entryOf(next, target);
+    return this.#locked(() => this.#state.run(async () => {
+      try {
+        await this.#reload();
+      } catch (err) {
+        throw new DirectoryUnavailableError(`cannot re-read directory file ${this.options.file}: ${(err as Error).message}`, { cause: err });
+      }
+      const target = targetOf(m);
+      const changes = planMutation(this.#snap, m);
+      if (changes.length === 0) return entryOf(this.#snap, target);
+      const next = withChanges(this.#snap, changes, this.#snap.version + 1);
+      const first = changes[0] as Change;
+      const record: AuditRecord = {
+        version: next.version, at: new Date().toISOString(), actor, action: m.op, target,
+        before: auditView(first.before), after: auditView(first.after),
+      };
+      try {
+        await this.#catchUpHistory();
+        await this.#save(next);
+      } catch (err) {
+        this.obs.logger.error({ err, file: this.options.file, action: m.op, target }, 'directory_save_failed');
+        throw new DirectoryUnavailableError(`cannot save directory file ${this.options.file}: ${(err as Error).message}`, { cause: err });
+      }
+      this.#snap = next;
+      this.#history = [record, ...this.#history.slice(0, this.options.historyLimit - 1)];
+      this.#historyVersion = next.version;
+      try {
+        await this.#historyFile.append(record, () => this.#history);
+      } catch (err) {
+        // The change itself is saved and in force; only its audit line is lost. Say so loudly.
+        this.obs.logger.error({ err, version: record.version, action: m.op, target }, 'directory_history_save_failed');
+      }
+      const event: ChangeEvent = { version: next.version, action: m.op, target };
+      this.#feed.emit({ type: 'change', event });
+      this.#changes.emit(event);
+      return entryOf(next, target);
+    }));
   }
 
   async resolve(userName: string): Promise<Route | null> {
@@ -148,13 +290,28 @@ export class EmbeddedDirectory extends MutatingDirectory implements Backend {
   async getSlot(name: string): Promise<Slot | null> { return this.#snap.slots[name] ?? null; }
   async snapshot(): Promise<DirectorySnapshot> { return structuredClone(this.#snap); }
   async version(): Promise<number> { return this.#snap.version; }
-  async history(limit = 100): Promise<AuditRecord[]> { return this.#history.slice(0, Math.max(0, limit)); }
+
+  /** Newest first; includes other processes' records (re-read under the lock when they mutated). */
+  async history(limit = 100): Promise<AuditRecord[]> {
+    if (this.#historyVersion !== this.#snap.version && !this.#closed) {
+      // Another process saved (we reloaded); its audit line is appended under its lock, so read under ours.
+      await this.#locked(() => this.#state.run(async () => {
+        await this.#reload().catch(() => undefined); // a broken file is logged by #reload; history is separate
+        await this.#catchUpHistory();
+      }));
+    }
+    return this.#history.slice(0, Math.max(0, limit));
+  }
 
   onChange(listener: (event: ChangeEvent) => void): () => void { return this.#changes.add(listener); }
   watch(listener: (event: FeedEvent) => void): () => void { return this.#feed.add(listener); }
 
   async close(): Promise<void> {
     this.#closed = true;
-    await this.#queue; // let an in-flight save finish: it was promised to its caller
+    this.#watch?.close();
+    this.#watch = null;
+    // Let an in-flight save finish: it was promised to its caller.
+    await this.#mutations.run(async () => undefined);
+    await this.#refreshing;
   }
 }
