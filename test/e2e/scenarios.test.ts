@@ -141,6 +141,16 @@ describe.sequential('storeroute with postfix, nginx and Cyrus', () => {
     await sr.ok(['store', 'set-state', 'A', 'failing-over']);
     await waitFor(async () => syncLogEmpty(s11) && (await replicaCaughtUp(s11, s21, ['alice', 'bob'])), 30_000, 's11 → s21 to drain');
     await s11.stopReplication();
+    // While failing over, storeroute holds A's mail with a 4xx: a probe stays in postfix's queue.
+    // (Without this, mail still landing on s11 would be rescued later by Cyrus's split-brain repair
+    // once s21 → s11 runs, and the drill could not tell a hold from a leak.)
+    const probe = await stack.send(['alice'], 's4 probe while failing over');
+    await waitFor(async () => {
+      const q = await stack.postfix.queue();
+      const qid = queueIds(logSince(mark)).get(probe.messageId);
+      return q.some((m) => m.queue_id === qid && m.queue_name === 'deferred' && m.recipients.every((r) => /\b4\.3\.0\b/.test(r.delay_reason ?? '')));
+    }, 20_000, 'the probe to be deferred with 4.3.0');
+    expect((await stack.counts(s11, 'alice')).has(probe.messageId)).toBe(false);
     await sr.ok(['store', 'failover', 'A', '--to', 's21']);
     const shown = JSON.parse(await sr.ok(['store', 'show', 'A', '--json'])) as { store?: { state?: string }; state?: string };
     if ((shown.store?.state ?? shown.state) !== 'active') await sr.ok(['store', 'set-state', 'A', 'active']);
@@ -150,7 +160,7 @@ describe.sequential('storeroute with postfix, nginx and Cyrus', () => {
     await pump.more(6);
     const sent = await pump.stop();
     await stack.waitQueueEmpty();
-    await expectExactlyOnce(sent);
+    await expectExactlyOnce([...sent, { user: 'alice', messageId: probe.messageId }]);
     expect(bouncedIn(logSince(mark))).toEqual([]);
 
     const reply = await imapLoginReply('127.0.0.1', stack.nginx.imapPort, 'alice', USERS.alice!.password);
