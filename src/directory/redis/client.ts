@@ -31,6 +31,9 @@ export function createRedisClient(config: RedisConfig, obs: Observability, optio
     // A lookup must fail fast (→ 4xx, postfix retries), not queue for minutes behind a dead link.
     maxRetriesPerRequest: 1,
     retryStrategy: reconnectDelay,
+    // TCP keepalive probes after 10 s idle: a backstop for dead peers (the kernel's probe interval
+    // and count still make it slow; the directory's liveness check is what notices in time).
+    keepAlive: 10_000,
     ...(config.password !== undefined ? { password: config.password } : {}),
     ...options.extra,
   };

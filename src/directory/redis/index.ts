@@ -7,8 +7,16 @@
  * automatic re-SUBSCRIBE completes only after `ready`, and messages sent meanwhile are lost), and
  * reports `lost` on the first sign of trouble and `restored` only after the SUBSCRIBE is
  * acknowledged and the version re-read.
+ *
+ * A connection that dies silently (no FIN, no RST: a firewall dropping state) gives no sign at
+ * all, and TCP keepalive takes minutes to notice. So every `commandTimeoutMs` a liveness check
+ * reads the version V on the command connection, then PINGs the subscriber with the same
+ * deadline. Every invalidation up to V was published before that PING reached Redis, so it must
+ * have arrived before the PONG: no PONG in time, or a highest seen version below V, means the
+ * feed is not to be trusted: `lost`, and the subscriber is dropped and reconnected.
  */
 import type { Redis } from 'ioredis';
+import { withDeadline } from '../../core/deadline.js';
 import type { Observability } from '../../core/deps.js';
 import type { AuditRecord, ChangeEvent, DirectorySnapshot, Route, Slot, Store, User } from '../model.js';
 import { Listeners, MutatingDirectory, type Backend, type FeedEvent } from '../backend.js';
@@ -45,6 +53,10 @@ export class RedisDirectory extends MutatingDirectory implements Backend {
   #feedLive = false;
   #closed = false;
   #resyncing = false;
+  /** Highest directory version the feed has told us about (the version read at resync, then messages). */
+  #seenVersion = 0;
+  #checking = false;
+  #liveness: NodeJS.Timeout | null = null;
   readonly #keys: DirectoryKeys;
   readonly #scripts: DirectoryScripts;
   readonly #changes: Listeners<ChangeEvent>;
@@ -68,19 +80,22 @@ export class RedisDirectory extends MutatingDirectory implements Backend {
       enableOfflineQueue: false, commandTimeout: undefined } });
     const dir = new RedisDirectory(client, sub, config, obs, sources);
     dir.#wireSubscriber();
+    dir.#startLiveness();
     await dir.#waitFeed(config.connectTimeoutMs);
     return dir;
   }
 
   get feedLive(): boolean { return this.#feedLive; }
 
+  #lost(why: string): void {
+    if (!this.#feedLive) return;
+    this.#feedLive = false;
+    this.obs.logger.warn({ why }, 'directory_feed_lost');
+    this.#feed.emit({ type: 'lost' });
+  }
+
   #wireSubscriber(): void {
-    const lost = (why: string) => {
-      if (!this.#feedLive) return;
-      this.#feedLive = false;
-      this.obs.logger.warn({ why }, 'directory_feed_lost');
-      this.#feed.emit({ type: 'lost' });
-    };
+    const lost = (why: string) => this.#lost(why);
     this.sub.on('close', () => lost('close'));
     this.sub.on('end', () => lost('end'));
     this.sub.on('error', () => lost('error'));
@@ -95,6 +110,7 @@ export class RedisDirectory extends MutatingDirectory implements Backend {
         // Not ours to understand; treat as "something changed" so nothing stale survives.
         event = { version: 0, action: 'unknown', target: '*' };
       }
+      if (typeof event.version === 'number' && event.version > this.#seenVersion) this.#seenVersion = event.version;
       this.#feed.emit({ type: 'change', event });
       this.#changes.emit(event);
     });
@@ -111,6 +127,8 @@ export class RedisDirectory extends MutatingDirectory implements Backend {
           await this.sub.subscribe(this.#keys.channel);
           const version = await this.version();
           if (this.sub.status !== 'ready') break; // dropped again meanwhile: wait for the next `ready`
+          // Not max(): a Redis restarted without persistence starts its versions again from 0.
+          this.#seenVersion = version;
           this.#feedLive = true;
           this.obs.logger.info({ version }, 'directory_feed_live');
           this.#feed.emit({ type: 'restored', version });
@@ -121,6 +139,47 @@ export class RedisDirectory extends MutatingDirectory implements Backend {
       }
     } finally {
       this.#resyncing = false;
+    }
+  }
+
+  #startLiveness(): void {
+    const every = this.config.commandTimeoutMs;
+    this.#liveness = setInterval(() => { void this.#checkLiveness(every); }, every);
+    this.#liveness.unref();
+  }
+
+  /** One liveness check (see the file comment). On failure: `lost`, and a fresh subscriber connection. */
+  async #checkLiveness(deadlineMs: number): Promise<void> {
+    if (this.#checking || this.#closed || !this.#feedLive) return;
+    this.#checking = true;
+    let why: string | null = null;
+    try {
+      let version: number | null = null;
+      try {
+        version = await this.version();
+      } catch (err) {
+        // Lookups fail on their own (451). But a command connection that went silently dead
+        // times out forever and never reconnects: drop it so ioredis opens a fresh one.
+        if (/timed? ?out/i.test((err as Error).message) && this.client.status === 'ready') {
+          this.obs.logger.warn({ err: { message: (err as Error).message } }, 'directory_command_connection_reset');
+          this.client.disconnect(true);
+        }
+      }
+      try {
+        await withDeadline(this.sub.ping(), deadlineMs, 'directory subscriber PING');
+      } catch (err) {
+        why = `subscriber did not answer PING within ${deadlineMs} ms: ${(err as Error).message}`;
+      }
+      if (!why && version !== null && this.#seenVersion < version) {
+        why = `an invalidation was missed (directory at version ${version}, feed at ${this.#seenVersion})`;
+      }
+    } finally {
+      this.#checking = false;
+    }
+    if (why && this.#feedLive && !this.#closed) {
+      this.#lost(why);
+      // A silently dead socket never closes by itself: drop it; ioredis reconnects, `ready` resyncs.
+      this.sub.disconnect(true);
     }
   }
 
@@ -217,6 +276,7 @@ export class RedisDirectory extends MutatingDirectory implements Backend {
     if (this.#closed) return;
     this.#closed = true;
     this.#feedLive = false;
+    if (this.#liveness) clearInterval(this.#liveness);
     await Promise.allSettled([this.sub.quit(), this.client.quit()]);
     this.sub.disconnect();
     this.client.disconnect();
