@@ -47,7 +47,8 @@ async function proxyChild(sinkPort: number, mode: Mode): Promise<void> {
   const rl = createInterface({ input: process.stdin });
   rl.on('line', () => {
     const s = journal?.stats();
-    process.stdout.write(JSON.stringify({ fsyncs: s?.fsyncs ?? 0, records: s?.records ?? 0, bytes: s?.bytes ?? 0 }) + '\n');
+    process.stdout.write(JSON.stringify({ fsyncs: s?.fsyncs ?? 0, fsyncSeconds: s?.fsyncSeconds ?? 0, records: s?.records ?? 0,
+      bytes: s?.bytes ?? 0 }) + '\n');
   });
   rl.on('close', () => {
     void server.close(0).then(() => journal?.close()).then(() => dir.close())
@@ -55,7 +56,8 @@ async function proxyChild(sinkPort: number, mode: Mode): Promise<void> {
   });
 }
 
-interface Proxy { mode: Mode; port: number; child: ChildProcess; stats(): Promise<{ fsyncs: number; records: number }>; stop(): Promise<void> }
+interface ProxyStats { fsyncs: number; fsyncSeconds: number; records: number }
+interface Proxy { mode: Mode; port: number; child: ChildProcess; stats(): Promise<ProxyStats>; stop(): Promise<void> }
 
 async function startProxy(sinkPort: number, mode: Mode): Promise<Proxy> {
   const child = spawn(process.execPath, [...process.execArgv, new URL(import.meta.url).pathname, 'journal-proxy', String(sinkPort), mode],
@@ -67,7 +69,7 @@ async function startProxy(sinkPort: number, mode: Mode): Promise<Proxy> {
   const { port } = await next();
   return {
     mode, port: port!, child,
-    stats: async () => { const p = next(); child.stdin!.write('stats\n'); const v = await p; return { fsyncs: v.fsyncs!, records: v.records! }; },
+    stats: async () => { const p = next(); child.stdin!.write('stats\n'); const v = await p; return { fsyncs: v.fsyncs!, fsyncSeconds: v.fsyncSeconds!, records: v.records! }; },
     stop: async () => {
       const exited = new Promise((r) => child.once('exit', r));
       child.stdin!.end();
@@ -95,7 +97,7 @@ async function main(): Promise<void> {
     { label: '100KB s=1', size: 102_400, sessions: 1, n: 300 },
     { label: '100KB s=20', size: 102_400, sessions: 20, n: 1000 },
   ];
-  console.log(['cell', 'msgs', 'off msg/s', 'durable msg/s', 'durable÷off', 'fsyncs/msg', 'interval msg/s', 'interval÷off']
+  console.log(['cell', 'msgs', 'off msg/s', 'durable msg/s', 'durable÷off', 'fsyncs/msg', 'fsync ms mean', 'interval msg/s', 'interval÷off']
     .map((h, i) => (i === 0 ? h.padEnd(12) : h.padStart(15))).join(''));
   const at20: Record<string, number[]> = { durable: [], interval: [] };
   let rot = 0;
@@ -104,17 +106,22 @@ async function main(): Promise<void> {
     const opts = { size: cell.size, sessions: cell.sessions, messages: n, rcpts: 1, reuse: true };
     const rate: Record<Mode, number> = { off: 0, durable: 0, interval: 0 };
     let fsyncs = 0;
+    let fsyncMs = 0;
     for (const m of MODES) await smtpSource(proxies[m].port, { ...opts, messages: Math.min(n, cell.sessions * 4) }); // warm-up
     const order = MODES.map((_, i) => MODES[(i + rot) % MODES.length]!);
     rot++;
     for (const m of order) {
       const before = await proxies[m].stats();
       rate[m] = n / (await smtpSource(proxies[m].port, opts));
-      if (m === 'durable') fsyncs = (await proxies[m].stats()).fsyncs - before.fsyncs;
+      if (m === 'durable') {
+        const after = await proxies[m].stats();
+        fsyncs = after.fsyncs - before.fsyncs;
+        fsyncMs = fsyncs > 0 ? ((after.fsyncSeconds - before.fsyncSeconds) * 1000) / fsyncs : 0;
+      }
     }
     if (cell.sessions === 20) { at20.durable!.push(rate.durable / rate.off); at20.interval!.push(rate.interval / rate.off); }
     console.log([cell.label.padEnd(12), String(n).padStart(15), rate.off.toFixed(1).padStart(15), rate.durable.toFixed(1).padStart(15),
-      (rate.durable / rate.off).toFixed(2).padStart(15), (fsyncs / n).toFixed(3).padStart(15), rate.interval.toFixed(1).padStart(15),
+      (rate.durable / rate.off).toFixed(2).padStart(15), (fsyncs / n).toFixed(3).padStart(15), fsyncMs.toFixed(3).padStart(15), rate.interval.toFixed(1).padStart(15),
       (rate.interval / rate.off).toFixed(2).padStart(15)].join(''));
   }
   const min = (xs: number[]) => Math.min(...xs).toFixed(2);

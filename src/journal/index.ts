@@ -14,11 +14,12 @@ import { openRecordBody } from './reader.js';
 export type { JournalEntry, JournalFilter, JournalMessageInfo, JournalRecipient, JournalRecord, JournalSink } from './types.js';
 export type { JournalStats } from './metrics.js';
 export type { JournalConfig, OpenJournalOptions } from './journal.js';
-export { openJournalReader, type JournalReader } from './read-only.js';
+export { openJournalReader, type JournalReader, type JournalSession } from './read-only.js';
+export { JournalRecordGoneError } from './segment-files.js';
 export { replayStore, type ReplayOptions, type ReplaySummary, type ReplayItem, type ReplayItemOutcome } from './replay.js';
 export { replayRequestSchema, parseReplayRequest, type ReplayRequest, type ReplayRequestInput } from './replay-request.js';
 export { LEDGER_FILE } from './ledger.js';
-import type { JournalReader } from './read-only.js';
+import { readSession, type JournalReader } from './read-only.js';
 
 export interface Journal extends JournalSink, JournalReader {
   /** Committed records matching the filter, oldest segment first. */
@@ -59,6 +60,7 @@ export async function openJournal(config: JournalConfig, obs: Observability, opt
     begin: (info: JournalMessageInfo): JournalEntry => journal.begin(info),
     read: (filter?: JournalFilter) => journal.read(filter),
     openBody: (record: JournalRecord) => journal.openBody(record),
+    session: () => journal.session(),
     stats: () => journal.stats(),
     maintain: () => journal.maintain(),
     close: async () => {
@@ -68,16 +70,19 @@ export async function openJournal(config: JournalConfig, obs: Observability, opt
   };
 }
 
+// eslint-disable-next-line require-yield -- an empty journal yields nothing
+async function* nothing(): AsyncGenerator<JournalRecord> { return; }
+
 function disabledJournal(dir: string): Journal {
   const entry: JournalEntry = { write: () => undefined, commit: () => Promise.resolve(), abort: () => undefined };
   return {
     enabled: false,
     dir,
     begin: () => entry,
-    // eslint-disable-next-line require-yield -- an empty journal yields nothing
-    read: async function* () { return; },
+    read: nothing,
     openBody: openRecordBody,
-    stats: () => ({ bytes: 0, records: 0, segments: 0, oldestRecordAgeMs: 0, corruptFramesSkipped: 0, fsyncs: 0 }),
+    session: () => readSession(nothing),
+    stats: () => ({ bytes: 0, records: 0, segments: 0, oldestRecordAgeMs: 0, corruptFramesSkipped: 0, fsyncs: 0, fsyncSeconds: 0 }),
     maintain: () => Promise.resolve(),
     close: () => Promise.resolve(),
   };

@@ -19,6 +19,8 @@ import { Entry, type EntryHost } from './entry.js';
 import { journalMetrics, type JournalMetrics, type JournalStats } from './metrics.js';
 import { openRecordBody, readSegment, type Damage } from './reader.js';
 import { parseSegmentName, sealedName, SegmentWriter, type SegmentInfo } from './segment.js';
+import type { SegmentHandles } from './segment-files.js';
+import { readSession, type JournalSession } from './read-only.js';
 import type { JournalEntry, JournalFilter, JournalMessageInfo, JournalRecord } from './types.js';
 import type { Readable } from 'node:stream';
 
@@ -57,6 +59,7 @@ export class FileJournal implements EntryHost {
   #closed = false;
   #corruptSkipped = 0;
   #fsyncs = 0;
+  #fsyncSeconds = 0;
 
   constructor(config: JournalConfig, obs: Observability, options: OpenJournalOptions = {}) {
     this.dir = config.dir;
@@ -166,7 +169,7 @@ export class FileJournal implements EntryHost {
       const batch = this.#waiters;
       this.#waiters = [];
       const segs = [...new Set(batch.map((w) => w.seg))];
-      const outcomes = await Promise.allSettled(segs.map((s) => s.sync(() => this.#countFsync())));
+      const outcomes = await Promise.allSettled(segs.map((seg) => seg.sync((s) => this.#countFsync(s))));
       const failed = new Map<SegmentWriter, unknown>();
       outcomes.forEach((o, i) => { if (o.status === 'rejected') failed.set(segs[i]!, o.reason); });
       for (const w of batch) {
@@ -178,14 +181,16 @@ export class FileJournal implements EntryHost {
     this.#syncing = false;
   }
 
-  #countFsync(): void {
+  #countFsync(seconds: number): void {
     this.#fsyncs += 1;
+    this.#fsyncSeconds += seconds;
     this.#metrics.fsyncs.inc();
+    this.#metrics.fsyncSeconds.observe(seconds);
   }
 
   #syncAll(): void {
     for (const seg of [this.#active, ...this.#draining]) {
-      if (seg.dirty && !seg.failed) seg.sync(() => this.#countFsync()).catch((err: unknown) => this.#segmentFailed(seg, err));
+      if (seg.dirty && !seg.failed) seg.sync((s) => this.#countFsync(s)).catch((err: unknown) => this.#segmentFailed(seg, err));
     }
   }
 
@@ -222,7 +227,7 @@ export class FileJournal implements EntryHost {
     // It stays in #draining (visible to readers) until its sealed entry is in #sealed.
     const work = seg.failed
       ? seg.abandon().then(() => null)
-      : seg.seal(this.#config.durability !== 'off', () => this.#countFsync());
+      : seg.seal(this.#config.durability !== 'off', (s) => this.#countFsync(s));
     const done = work.then((file) => {
       // One synchronous step: a reader or stats() sees the segment in exactly one list.
       if (file) this.#sealed.push({ index: seg.index, file, sealed: true, bytes: seg.bytes, records: seg.records,
@@ -260,16 +265,22 @@ export class FileJournal implements EntryHost {
     }
   }
 
-  async *read(filter: JournalFilter = {}): AsyncIterable<JournalRecord> {
+  /**
+   * Records matching `filter`, oldest segment first. Segments are opened by number, so one sealed
+   * (renamed) or deleted while this runs is read under its new name or skipped as expired, never
+   * an error; with `handles` (a read session) their fds stay open for the bodies read later.
+   */
+  async *read(filter: JournalFilter = {}, handles?: SegmentHandles): AsyncIterable<JournalRecord> {
     const since = filter.since?.getTime() ?? 0;
     const sealed = this.#sealed.filter((s) => s.lastCommit >= since);
     const live = [...this.#draining, this.#active].sort((a, b) => a.index - b.index);
-    for (const seg of sealed) yield* readSegment(seg.file, filter, (d) => this.#damage(d));
+    const onDamage = (d: Damage) => this.#damage(d);
+    for (const seg of sealed) yield* readSegment(seg.file, filter, onDamage, { handles });
     for (const seg of live) {
       const sealing = this.#sealing.get(seg);
       if (sealing) {
         await sealing; // read it complete, under its sealed name
-        if (!seg.failed) yield* readSegment(seg.file, filter, (d) => this.#damage(d));
+        if (!seg.failed) yield* readSegment(seg.file, filter, onDamage, { handles });
         continue;
       }
       const limit = seg.bytes;
@@ -278,12 +289,17 @@ export class FileJournal implements EntryHost {
       } catch {
         continue; // a failed segment: its records were never acknowledged
       }
-      yield* readSegment(seg.file, filter, (d) => this.#damage(d), { limit });
+      // It may seal (rename) before the open below: readSegment follows it by number.
+      yield* readSegment(seg.file, filter, onDamage, { limit, handles });
     }
   }
 
   openBody(record: JournalRecord): Readable {
     return openRecordBody(record);
+  }
+
+  session(): JournalSession {
+    return readSession((filter, handles) => this.read(filter, handles));
   }
 
   stats(): JournalStats {
@@ -298,7 +314,8 @@ export class FileJournal implements EntryHost {
       if (s.firstCommit > 0 && (oldest === 0 || s.firstCommit < oldest)) oldest = s.firstCommit;
     }
     return { bytes, records, segments: all.length, oldestRecordAgeMs: oldest ? Math.max(0, this.now() - oldest) : 0,
-      corruptFramesSkipped: this.#corruptSkipped, fsyncs: this.#fsyncs };
+      corruptFramesSkipped: this.#corruptSkipped, fsyncs: this.#fsyncs,
+      fsyncSeconds: this.#fsyncSeconds };
   }
 
   async close(): Promise<void> {
@@ -310,7 +327,7 @@ export class FileJournal implements EntryHost {
     const segs = [this.#active, ...this.#draining];
     this.#draining.clear();
     await Promise.allSettled(segs.map(async (seg) => {
-      const file = seg.failed ? (await seg.abandon(), null) : await seg.seal(this.#config.durability !== 'off', () => this.#countFsync());
+      const file = seg.failed ? (await seg.abandon(), null) : await seg.seal(this.#config.durability !== 'off', (s) => this.#countFsync(s));
       if (file) this.#sealed.push({ index: seg.index, file, sealed: true, bytes: seg.bytes, records: seg.records,
         firstCommit: seg.firstCommit, lastCommit: seg.lastCommit });
     }));

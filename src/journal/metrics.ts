@@ -10,10 +10,13 @@ export interface JournalStats {
   oldestRecordAgeMs: number;
   corruptFramesSkipped: number;
   fsyncs: number;
+  /** Seconds spent in fdatasync, summed (mean latency = fsyncSeconds / fsyncs). */
+  fsyncSeconds: number;
 }
 
 export interface JournalMetrics {
   fsyncs: Counter;
+  fsyncSeconds: Histogram;
   corrupt: Counter<'kind'>;
   commits: Counter<'outcome'>;
   commitSeconds: Histogram;
@@ -40,6 +43,10 @@ export function journalMetrics(registry: Registry, stats: () => JournalStats): J
   });
   return {
     fsyncs: new Counter({ name: 'storeroute_journal_fsyncs_total', help: 'fdatasync calls on journal segments', registers: [registry] }),
+    fsyncSeconds: new Histogram({
+      name: 'storeroute_journal_fsync_duration_seconds', help: 'Time one fdatasync of a journal segment took',
+      buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5], registers: [registry],
+    }),
     corrupt: new Counter({
       name: 'storeroute_journal_corrupt_frames_total', help: 'Torn or corrupt journal frames skipped while reading',
       labelNames: ['kind'] as const, registers: [registry],

@@ -2,9 +2,10 @@
  * Turning segment frames back into records, and a record's body back into a stream.
  * Damage is reported through `onDamage` and skipped: one bad frame costs its own record at most.
  */
-import { open } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { FRAME_BODY, readPayload, scanFrames } from './frame.js';
+import { JournalRecordGoneError, openSegment, type OpenedSegment, type SegmentHandles } from './segment-files.js';
 import type { JournalFilter, JournalRecipient, JournalRecord } from './types.js';
 
 export interface Damage {
@@ -60,24 +61,32 @@ function parseMeta(payload: Buffer): CommitMeta | null {
   }
 }
 
+export interface ReadSegmentOptions {
+  /** Bounds the scan of a segment still being written. */
+  limit?: number;
+  /** Receives totals when the scan ends. */
+  summary?: (s: SegmentScanResult) => void;
+  /** A partial frame at the end is a write in progress (an `.open` segment read lock-free), not damage. */
+  expectTornTail?: boolean;
+  /** A read session: the segment's fd is taken from (and left open in) it, for the bodies read later. */
+  handles?: SegmentHandles;
+}
+
 /**
- * Reads every complete record of one segment, in commit order. `limit` bounds the scan for a
- * segment still being written; `summary` receives totals when the scan ends.
+ * Reads every complete record of one segment, in commit order. The segment is opened by number:
+ * sealed (renamed) since `file` was listed, it is read under its new name; deleted by retention
+ * before we got to it, it has nothing to read (not damage). Records carry the name it was read under.
  */
 export async function* readSegment(
-  file: string,
+  listed: string,
   filter: JournalFilter,
   onDamage: (d: Damage) => void,
-  options: { limit?: number; summary?: (s: SegmentScanResult) => void; expectTornTail?: boolean } = {},
+  options: ReadSegmentOptions = {},
 ): AsyncGenerator<JournalRecord> {
-  let fh;
-  try {
-    fh = await open(file, 'r');
-  } catch (err) {
-    // Retention may delete a segment between readdir and open: nothing to read, not damage.
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
-    throw err;
-  }
+  const seg: OpenedSegment | null = options.handles ? await options.handles.get(listed) : await openSegment(listed);
+  if (!seg) return;
+  const { fh, file } = seg;
+  let yielded = 0;
   const bodies = new Map<string, Array<[number, number] | undefined>>();
   const result: SegmentScanResult = { records: 0, firstCommit: 0, lastCommit: 0, goodEnd: 0, tornAt: null };
   try {
@@ -116,6 +125,7 @@ export async function* readSegment(
       if (result.firstCommit === 0) result.firstCommit = meta.committedAt;
       result.lastCommit = Math.max(result.lastCommit, meta.committedAt);
       if (!matchesFilter(meta, filter)) continue;
+      yielded += 1;
       yield {
         id: meta.id,
         receivedAt: new Date(meta.receivedAt),
@@ -131,20 +141,47 @@ export async function* readSegment(
     }
     options.summary?.(result);
   } finally {
-    await fh.close();
+    // A session keeps the fd only where it found records it may be asked for.
+    if (!options.handles) await fh.close();
+    else if (yielded === 0) await options.handles.release(listed);
   }
 }
 
-/** The body of a record, chunk by chunk, each verified against its checksum as it is read. */
-export function openRecordBody(record: JournalRecord): Readable {
-  const { file, chunks } = record.location;
+function gone(record: JournalRecord): JournalRecordGoneError {
+  return new JournalRecordGoneError(`journal record ${record.id} is gone: its segment ${record.location.file} was removed by retention`);
+}
+
+function bodyStream(record: JournalRecord, fh: FileHandle, closeAfter: boolean): Readable {
   async function* body(): AsyncGenerator<Buffer> {
-    const fh = await open(file, 'r');
     try {
-      for (const [offset, length] of chunks) yield await readPayload(fh, offset, length);
+      for (const [offset, length] of record.location.chunks) yield await readPayload(fh, offset, length);
     } finally {
-      await fh.close();
+      if (closeAfter) await fh.close();
     }
   }
   return Readable.from(body(), { objectMode: false });
+}
+
+/**
+ * The body of a record, chunk by chunk, each verified against its checksum as it is read. Its
+ * segment is opened by number (it may have been sealed since the record was read); a segment
+ * removed by retention meanwhile makes the stream fail with JOURNAL_RECORD_GONE.
+ */
+export function openRecordBody(record: JournalRecord): Readable {
+  async function* body(): AsyncGenerator<Buffer> {
+    const seg = await openSegment(record.location.file);
+    if (!seg) throw gone(record);
+    yield* bodyStream(record, seg.fh, true);
+  }
+  return Readable.from(body(), { objectMode: false });
+}
+
+/**
+ * The body through a read session: resolves once the segment is open (so a caller can refuse
+ * before it starts a delivery), rejects with JOURNAL_RECORD_GONE when nothing holds it any more.
+ */
+export async function openSessionBody(record: JournalRecord, handles: SegmentHandles): Promise<Readable> {
+  const seg = await handles.get(record.location.file);
+  if (!seg) throw gone(record);
+  return bodyStream(record, seg.fh, false);
 }

@@ -114,14 +114,15 @@ export class SegmentWriter implements SegmentInfo {
   }
 
   /** Resolves once everything queued before the call is written and fdatasync'd. */
-  sync(onSynced: () => void): Promise<void> {
+  sync(onSynced: (seconds: number) => void): Promise<void> {
     const target = this.bytes;
     return this.#run(async () => {
       if (this.#synced >= target) return;
       const upTo = this.#written;
+      const started = process.hrtime.bigint();
       await this.#fh.datasync();
       this.#synced = Math.max(this.#synced, upTo);
-      onSynced();
+      onSynced(Number(process.hrtime.bigint() - started) / 1e9);
     });
   }
 
@@ -131,7 +132,7 @@ export class SegmentWriter implements SegmentInfo {
   }
 
   /** Writes what is queued, optionally fsyncs, closes and renames to the sealed name. */
-  async seal(fsync: boolean, onSynced: () => void): Promise<string | null> {
+  async seal(fsync: boolean, onSynced: (seconds: number) => void): Promise<string | null> {
     if (fsync) await this.sync(onSynced);
     else await this.flush();
     await this.#run(() => this.#fh.close());

@@ -1,5 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { open, readdir, readFile, rename, stat, truncate, writeFile } from 'node:fs/promises';
+import { basename } from 'node:path';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
@@ -92,6 +93,75 @@ describe('journal write and read back', () => {
     const records = await readAll(reader.read({ store: 'store1' }));
     expect(records).toHaveLength(1);
     expect((await bodyOf(reader, records[0]!)).toString()).toContain('live@x');
+  });
+});
+
+describe('journal readers while the writer seals and retention deletes', () => {
+  // Rotation by age: rotateAfterMs is max(1 s, retention / 5) = 2 s here; the clock is ours.
+  let now = 1_700_000_000_000;
+  const clock = { now: () => now };
+  const sealedFiles = async () => (await segmentFiles()).filter((n) => n.endsWith('.seg'));
+
+  /** Rotates the active segment (by age) and waits until it is sealed under its final name. */
+  async function sealActive(j: Journal): Promise<void> {
+    const before = (await sealedFiles()).length;
+    now += 2_000;
+    await j.maintain();
+    await waitFor(async () => (await sealedFiles()).length > before, 5000, 'segment sealed');
+  }
+
+  it('openBody reads a record found in the open segment after that segment was sealed (renamed)', async () => {
+    const j = await start({ retentionMs: 10_000 }, clock);
+    const body = message('sealed-later@x', 150_000);
+    await journalOne(j, body, [recipient('a@example.com')], { messageId: '<sealed-later@x>', receivedAt: new Date(now) });
+    const [record] = await readAll(j.read());
+    expect(basename(record!.location.file)).toBe('seg-00000001.open');
+    await sealActive(j);
+    expect(await segmentFiles()).not.toContain('seg-00000001.open');
+    expect(sha(await bodyOf(j, record!))).toBe(sha(body));
+  });
+
+  it('the lock-free reader still reads a segment the writer sealed between its listing and its open', async () => {
+    const j = await start({ retentionMs: 10_000 }, clock);
+    await journalOne(j, message('first@x'), [recipient('a@example.com')], { messageId: '<first@x>', receivedAt: new Date(now) });
+    await sealActive(j); // segment 1 sealed; segment 2 is the open one
+    await journalOne(j, message('second@x'), [recipient('a@example.com')], { messageId: '<second@x>', receivedAt: new Date(now) });
+    const reader = openJournalReader(dir);
+    const it = reader.read()[Symbol.asyncIterator]();
+    const first = await it.next(); // the directory is listed: seg-00000001-….seg and seg-00000002.open
+    expect(first.value?.messageId).toBe('<first@x>');
+    await sealActive(j); // seg-00000002.open becomes seg-00000002-….seg before the reader opens it
+    const second = await it.next();
+    expect(second.value?.messageId).toBe('<second@x>');
+    expect(basename(second.value!.location.file)).toMatch(/^seg-00000002-.*\.seg$/);
+    expect((await bodyOf(reader, second.value!)).toString()).toContain('second@x');
+  });
+
+  it('a read session keeps its segments readable after retention deleted them; without one the body fails with a clear error', async () => {
+    const j = await start({ retentionMs: 10_000 }, clock);
+    const body = message('expiring@x', 80_000);
+    await journalOne(j, body, [recipient('a@example.com')], { messageId: '<expiring@x>', receivedAt: new Date(now) });
+    await sealActive(j);
+    const session = j.session();
+    try {
+      const [held] = await readAll(session.read());
+      const [plain] = await readAll(j.read());
+      now += 20_000; // past retention: the sealed segment is deleted
+      await j.maintain();
+      expect((await sealedFiles()).filter((n) => n.startsWith('seg-00000001'))).toEqual([]);
+      // The session's fd keeps the deleted segment readable.
+      const stream = await session.openBody(held!);
+      const parts: Buffer[] = [];
+      for await (const c of stream) parts.push(c as Buffer);
+      expect(sha(Buffer.concat(parts))).toBe(sha(body));
+      // Nothing held the segment for the plain record: a per-record error naming it, not a crash.
+      await expect(bodyOf(j, plain!)).rejects.toMatchObject({ code: 'JOURNAL_RECORD_GONE', message: expect.stringContaining('removed by retention') });
+      const other = j.session();
+      await expect(other.openBody(plain!)).rejects.toMatchObject({ code: 'JOURNAL_RECORD_GONE' });
+      await other.close();
+    } finally {
+      await session.close();
+    }
   });
 });
 

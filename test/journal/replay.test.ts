@@ -4,17 +4,19 @@
  * helper; failure modes use the test LMTP backend.
  */
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { readFile, rm, writeFile } from 'node:fs/promises';
+import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
 import { createDirectory, type Directory } from '../../src/directory/index.js';
 import { deliverMessage } from '../../src/lmtp/index.js';
-import { openJournal, replayStore, type Journal, type ReplayOptions } from '../../src/journal/index.js';
+import { openJournal, replayStore, type Journal, type JournalReader, type ReplayOptions } from '../../src/journal/index.js';
 import { parseConfig } from '../../src/config/index.js';
 import { CyrusSlot, CYRUS_PORTS } from '../e2e/stack/cyrus.js';
 import { makeWorkDir, removeWorkDir } from '../e2e/stack/workdir.js';
 import { startLmtpBackend, type LmtpBackend } from '../helpers/lmtp-backend.js';
 import { testLogger, testRegistry } from '../helpers/logger.js';
-import { journalConfig, journalOne, message, recipient, tempDir } from './helpers.js';
+import { waitFor } from '../helpers/ports.js';
+import { journalConfig, journalOne, message, recipient, sha, tempDir } from './helpers.js';
 
 const ADMIN_PW = 'replay-admin-pw';
 const obs = () => ({ logger: testLogger(), metrics: testRegistry() });
@@ -161,6 +163,59 @@ describe('replay outcomes against an LMTP backend that refuses or fails', () => 
     const second = await replayStore(base);
     expect({ ...second, items: undefined }).toMatchObject({ delivered: 1, skippedAlreadyReplayed: 1, failed: 0 });
     expect(backend.messages.at(-1)?.body.toString()).toContain('alice@x');
+  });
+
+  it('keeps delivering every body while the journal seals and retention deletes the segments it selected from', async () => {
+    const t2 = await tempDir('replay-rotate');
+    let now = Date.now();
+    // Small segments: 20 records of 40 KB fill several; the last few are still in the open one.
+    const jr = await openJournal(journalConfig(t2.dir, { segmentBytes: 64 * 1024, maxBytes: 1024 * 1024, retentionMs: 10_000 }),
+      obs(), { now: () => now });
+    try {
+      const shaById = new Map<string, string>();
+      for (let i = 0; i < 20; i++) {
+        const b = message(`rot${i}@x`, 40_000);
+        shaById.set(`<rot${i}@x>`, sha(b));
+        await journalOne(jr, b, [recipient('alice@replay.test', { slot: 'slotA' })], { messageId: `<rot${i}@x>`, receivedAt: new Date(now) });
+      }
+      const segs = async () => (await readdir(t2.dir)).filter((n) => n.startsWith('seg-'));
+      const openSeg = (await segs()).find((n) => n.endsWith('.open'))!;
+      expect((await segs()).filter((n) => n.endsWith('.seg')).length).toBeGreaterThan(2);
+      // Between the replay's listing and its first body read: the open segment is sealed
+      // (renamed), then retention deletes every sealed segment.
+      let disturbed = false;
+      const disturb = async () => {
+        if (disturbed) return;
+        disturbed = true;
+        now += 2_000;
+        await jr.maintain();
+        await waitFor(async () => !(await segs()).includes(openSeg), 5000, `${openSeg} sealed`);
+        now += 20_000;
+        await jr.maintain();
+        expect((await segs()).filter((n) => n.endsWith('.seg'))).toEqual([]);
+      };
+      const reader: JournalReader = {
+        dir: jr.dir,
+        read: (f) => jr.read(f),
+        openBody: (r) => Readable.from((async function* () { await disturb(); yield* jr.openBody(r); })()),
+        session: () => {
+          const s = jr.session();
+          return { read: (f) => s.read(f), close: () => s.close(), openBody: async (r) => { await disturb(); return s.openBody(r); } };
+        },
+      };
+      const summary = await replayStore({ journal: reader, directory, store: 'store1', check: false, actor: 'test', obs: obs(),
+        imap: parseConfig({}).replay });
+      expect({ ...summary, items: undefined }).toMatchObject({ selected: 20, delivered: 20, failed: 0 });
+      expect(disturbed).toBe(true);
+      expect(backend.messages).toHaveLength(20);
+      for (const m of backend.messages) {
+        const id = /^Message-ID: (<[^>]+>)/m.exec(m.body.toString())![1]!;
+        expect(sha(m.body)).toBe(shaById.get(id));
+      }
+    } finally {
+      await jr.close();
+      await t2.cleanup();
+    }
   });
 
   it('refuses to run while another replay holds this journal, leaving everything as it was', async () => {
