@@ -24,15 +24,21 @@ function lmtpExchange(port: number, lines: string[]): Promise<string> {
   });
 }
 
+/** The example config (what `npm start` serves) on free ports, with its state in a temp dir. */
+function exampleConfigInTempDir() {
+  const dir = mkdtempSync(join(tmpdir(), 'sr-main-'));
+  const config = loadConfig(new URL('../config/storeroute.example.yaml', import.meta.url).pathname);
+  config.directory.embedded.file = join(dir, 'directory.json');
+  config.journal.dir = join(dir, 'journal');
+  config.lmtp.listen = { host: '127.0.0.1', port: 0 };
+  config.auth.listen.port = 0;
+  config.admin.listen.port = 0;
+  return config;
+}
+
 describe('storeroute serve with the example configuration', () => {
   it('starts on the example directory, is ready, routes, and stops', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'sr-main-'));
-    const config = loadConfig(new URL('../config/storeroute.example.yaml', import.meta.url).pathname);
-    config.directory.embedded.file = join(dir, 'directory.json');
-    config.journal.dir = join(dir, 'journal');
-    config.lmtp.listen = { host: '127.0.0.1', port: 0 };
-    config.auth.listen.port = 0;
-    config.admin.listen.port = 0;
+    const config = exampleConfigInTempDir();
 
     const running = await startStoreroute(config, testLogger());
     try {
@@ -52,13 +58,8 @@ describe('storeroute serve with the example configuration', () => {
   });
 
   it('refuses to start, and leaves nothing listening, when a part fails', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'sr-main-'));
-    const config = loadConfig(new URL('../config/storeroute.example.yaml', import.meta.url).pathname);
-    config.directory.embedded.file = join(dir, 'directory.json');
-    config.journal.dir = join(dir, 'journal');
-    config.lmtp.listen = { host: '127.0.0.1', port: 0 };
+    const config = exampleConfigInTempDir();
     config.auth.listen = { host: '203.0.113.1', port: 0 }; // not an address of this machine: listen fails
-    config.admin.listen.port = 0;
     await expect(startStoreroute(config, testLogger())).rejects.toThrow(/EADDRNOTAVAIL/);
     // The journal lock was released by the unwind: a second start on the same dir works.
     config.auth.listen = { host: '127.0.0.1', port: 0 };
