@@ -39,16 +39,27 @@ export function addressSet(entries: readonly string[]): AddressSet {
     list.addSubnet(c.address, c.prefix, c.family);
   }
   const empty = entries.length === 0;
+  // Few distinct addresses ask (nginx's, or clients' for the exempt list): remember answers.
+  const seen = new Map<string, boolean>();
   return {
     has(address) {
       if (empty || !address) return false;
-      // A dual-stack listener reports IPv4 peers as ::ffff:a.b.c.d.
-      const a = address.startsWith('::ffff:') && isIP(address.slice(7)) === 4 ? address.slice(7) : address;
-      const v = isIP(a);
-      if (v === 0) return false;
-      return list.check(a, v === 4 ? 'ipv4' : 'ipv6');
+      const known = seen.get(address);
+      if (known !== undefined) return known;
+      const answer = check(address);
+      if (seen.size >= 4096) seen.clear();
+      seen.set(address, answer);
+      return answer;
     },
   };
+
+  function check(address: string): boolean {
+    // A dual-stack listener reports IPv4 peers as ::ffff:a.b.c.d.
+    const a = address.startsWith('::ffff:') && isIP(address.slice(7)) === 4 ? address.slice(7) : address;
+    const v = isIP(a);
+    if (v === 0) return false;
+    return list.check(a, v === 4 ? 'ipv4' : 'ipv6');
+  }
 }
 
 /** Constant-time check of the shared-secret header. */

@@ -87,49 +87,54 @@ export function createAuthServer(deps: AuthServerDeps): AuthServer {
   const handler = createLoginHandler(config, directory, throttle, logger);
   const record = authMetrics(obs, () => handler.holds.size);
 
-  function send(res: ServerResponse, answer: AuthAnswer): void {
-    res.writeHead(answer.httpStatus, { ...answer.headers, 'Content-Length': '0' });
+  const debugOn = () => logger.isLevelEnabled('debug');
+
+  /** Writes the answer, counts it, logs it. No per-request closures: this is the hot path. */
+  function finish(res: ServerResponse, protocol: string, started: number, answer: AuthAnswer, fields: Record<string, unknown>): void {
+    const headers = answer.headers;
+    headers['Content-Length'] = '0';
+    res.writeHead(answer.httpStatus, headers);
     res.end();
+    record(protocol, answer.result, (performance.now() - started) / 1000);
+    if (answer.result === 'ok' && !debugOn()) return;
+    const line = { result: answer.result, status: headers['Auth-Status'], wait: headers['Auth-Wait'], ...fields };
+    if (answer.result === 'ok') logger.debug(line, 'auth_ok');
+    else if (answer.result === 'forbidden') logger.warn(line, 'auth_forbidden');
+    else logger.info(line, `auth_${answer.result}`);
   }
 
   async function onRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const started = process.hrtime.bigint();
-    const remote = req.socket.remoteAddress;
-    let protocol = 'unknown';
-    const finish = (answer: AuthAnswer, fields: Record<string, unknown>) => {
-      send(res, answer);
-      record(protocol, answer.result, Number(process.hrtime.bigint() - started) / 1e9);
-      const line = { result: answer.result, status: answer.headers['Auth-Status'], wait: answer.headers['Auth-Wait'], ...fields };
-      if (answer.result === 'ok') logger.debug(line, 'auth_ok');
-      else if (answer.result === 'forbidden') logger.warn(line, 'auth_forbidden');
-      else logger.info(line, `auth_${answer.result}`);
-    };
-
-    const path = req.url?.split('?', 1)[0];
+    const started = performance.now();
+    const path = req.url === config.path ? config.path : req.url?.split('?', 1)[0];
     if (req.method !== 'GET' || path !== config.path) {
       res.writeHead(req.method !== 'GET' ? 405 : 404, { 'Content-Length': '0' });
       res.end();
       return;
     }
-    if (!allowFrom.has(remote)) return finish(answers.forbidden(), { remote, why: 'address-not-allowed' });
+    const remote = req.socket.remoteAddress;
+    if (!allowFrom.has(remote)) return finish(res, 'unknown', started, answers.forbidden(), { remote, why: 'address-not-allowed' });
     if (secretValue && !secretMatches(req.headers[secretHeader!], secretValue)) {
-      return finish(answers.forbidden(), { remote, why: req.headers[secretHeader!] === undefined ? 'secret-missing' : 'secret-wrong' });
+      const why = req.headers[secretHeader!] === undefined ? 'secret-missing' : 'secret-wrong';
+      return finish(res, 'unknown', started, answers.forbidden(), { remote, why });
     }
 
     const parsed = parseAuthRequest(req.headers);
-    protocol = parsed.protocol ?? 'unknown';
+    const protocol = parsed.protocol ?? 'unknown';
     if (isBadRequest(parsed)) {
       // No Auth-Wait: nginx closes the client's connection. Only the problem is logged, not the value.
-      return finish(answers.invalid(null, 'bad_request'), { problem: parsed.problem, clientIp: parsed.clientIp, attempt: parsed.attempt });
+      return finish(res, protocol, started, answers.invalid(null, 'bad_request'),
+        { problem: parsed.problem, clientIp: parsed.clientIp, attempt: parsed.attempt });
     }
-    const who = { user: parsed.user, clientIp: parsed.clientIp, protocol: parsed.protocol, attempt: parsed.attempt };
     try {
       const outcome = await handler.decide(parsed);
-      finish(outcome.answer, { ...who, ...outcome.detail });
+      finish(res, protocol, started, outcome.answer,
+        { user: parsed.user, clientIp: parsed.clientIp, protocol, attempt: parsed.attempt, ...outcome.detail });
     } catch (err) {
       // Nothing here is expected to throw; if it does the answer is transient, never a refusal.
+      const who = { user: parsed.user, clientIp: parsed.clientIp, protocol, attempt: parsed.attempt };
       logger.error({ err, ...who }, 'auth_internal_error');
-      finish(answers.temporary(parsed.attempt < config.maxLoginAttempts && config.failWaitSeconds > 0 ? config.failWaitSeconds : null), who);
+      finish(res, protocol, started,
+        answers.temporary(parsed.attempt < config.maxLoginAttempts && config.failWaitSeconds > 0 ? config.failWaitSeconds : null), who);
     }
   }
 

@@ -9,7 +9,7 @@ import type { Route } from '../directory/model.js';
 import { withDeadline } from '../core/deadline.js';
 import { StorerouteError } from '../core/errors.js';
 import { answers, type AuthAnswer } from './response.js';
-import type { AuthRequest } from './request.js';
+import { passwordBytes, type AuthRequest } from './request.js';
 import { throttlePolicy, type ThrottleCounts, type ThrottleStore } from './throttle.js';
 import { createHoldTracker, type HoldTracker } from './hold.js';
 import { addressSet } from './access.js';
@@ -50,6 +50,8 @@ export function createLoginHandler(config: AuthConfig, directory: Directory, thr
 
   async function throttleCounts(ip: string, user: string): Promise<ThrottleCounts | null> {
     try {
+      // In-process counters answer at once; only a network store needs (and pays for) a deadline timer.
+      if (throttle.kind === 'memory') return await throttle.counts(ip, user);
       return await withDeadline(throttle.counts(ip, user), THROTTLE_DEADLINE_MS, 'throttle read');
     } catch (err) {
       // Fail open: a throttle outage must not lock every user out; the directory lookup that
@@ -126,12 +128,14 @@ export function createLoginHandler(config: AuthConfig, directory: Directory, thr
     }
 
     if (config.verify === 'directory') {
+      const pass = passwordBytes(req);
+      if (!pass) return failure(req, userKey, counted, { why: 'bad-password-encoding' });
       const hash = route?.user.passwordHash;
       if (!hash) {
-        await burnVerification(req.pass);
+        await burnVerification(pass);
         return failure(req, userKey, counted, { known: route !== null, why: route ? 'no-password-hash' : 'unknown-user' });
       }
-      if (!(await verifyPassword(req.pass, hash))) return failure(req, userKey, counted, { why: 'wrong-password' });
+      if (!(await verifyPassword(pass, hash))) return failure(req, userKey, counted, { why: 'wrong-password' });
     }
     // Unknown and suspended users get exactly the answer of a wrong password.
     if (!route) return failure(req, userKey, counted, { why: 'unknown-user' });
@@ -144,7 +148,7 @@ export function createLoginHandler(config: AuthConfig, directory: Directory, thr
     if (store.state === 'down') return hold(req, userKey, 'store-down', detail);
     if (master.state !== 'up') return hold(req, userKey, 'master-not-up', detail);
 
-    holds.release(`${req.protocol}\u0000${userKey}\u0000${req.clientIp}`);
+    if (holds.size > 0) holds.release(`${req.protocol}\u0000${userKey}\u0000${req.clientIp}`);
     const backendUser = user.name !== req.user ? user.name : undefined;
     if (req.protocol === 'smtp') return { answer: answers.ok(config.smtp!.server, config.smtp!.port, backendUser), detail };
     const port = req.protocol === 'imap' ? master.imap : master.pop3;

@@ -15,8 +15,8 @@ export interface AuthRequest {
   method: string;
   /** Decoded login name exactly as the client typed it (UTF-8). */
   user: string;
-  /** Decoded password bytes. Never logged. */
-  pass: Buffer;
+  /** Auth-Pass as received (still %-escaped, one char per byte): see passwordBytes(). Never logged. */
+  passText: string;
   protocol: AuthProtocol;
   /** nginx counts from 1; WAIT re-asks keep the same number. */
   attempt: number;
@@ -61,6 +61,8 @@ export function unescapeNginx(value: string): Buffer | null {
  * at header injection, never a real user.
  */
 export function decodeLoginName(value: string): string | null {
+  // Fast path, nearly every login: printable ASCII without `%` needs no decoding at all.
+  if (value.length <= MAX_NAME_BYTES && PLAIN_ASCII.test(value)) return value;
   const bytes = unescapeNginx(value);
   if (!bytes || bytes.length === 0 || bytes.length > MAX_NAME_BYTES) return null;
   for (const b of bytes) if (b <= 0x20 || b === 0x7f) return null;
@@ -75,6 +77,14 @@ export function decodeLoginName(value: string): string | null {
   return name;
 }
 
+const PLAIN_ASCII = /^[\x21-\x24\x26-\x7e]+$/;
+
+/** The password bytes nginx sent (decoded only when a mode needs them); null when malformed or too long. */
+export function passwordBytes(req: AuthRequest): Buffer | null {
+  const pass = unescapeNginx(req.passText);
+  return pass && pass.length <= MAX_PASS_BYTES ? pass : null;
+}
+
 function one(headers: IncomingHttpHeaders, name: string): string | undefined {
   const v = headers[name];
   return Array.isArray(v) ? v[0] : v;
@@ -84,39 +94,36 @@ export function parseProtocol(v: string | undefined): AuthProtocol | undefined {
   return v === 'imap' || v === 'pop3' || v === 'smtp' ? v : undefined;
 }
 
+function badRequest(problem: BadAuthRequest['problem'], protocol: AuthProtocol | undefined, clientIp: string | undefined,
+  attempt: number): BadAuthRequest {
+  return { problem, protocol, clientIp, attempt };
+}
+
 export function parseAuthRequest(headers: IncomingHttpHeaders): AuthRequest | BadAuthRequest {
   const protocol = parseProtocol(one(headers, 'auth-protocol'));
   const clientIp = one(headers, 'client-ip');
   const attemptText = one(headers, 'auth-login-attempt');
   let attempt = 1;
   if (attemptText !== undefined) {
-    if (!/^[0-9]{1,9}$/.test(attemptText)) return { problem: 'bad-attempt', protocol, clientIp, attempt };
+    if (!/^[0-9]{1,9}$/.test(attemptText)) return badRequest('bad-attempt', protocol, clientIp, attempt);
     attempt = Math.max(1, Number(attemptText));
   }
-  const bad = (problem: BadAuthRequest['problem']): BadAuthRequest => ({ problem, protocol, clientIp, attempt });
-  if (!protocol) return bad('bad-protocol');
-  if (!clientIp) return bad('missing-client-ip');
+  if (!protocol) return badRequest('bad-protocol', protocol, clientIp, attempt);
+  if (!clientIp) return badRequest('missing-client-ip', protocol, clientIp, attempt);
   const method = one(headers, 'auth-method') ?? 'plain';
   const userText = one(headers, 'auth-user');
   let user = '';
   // SMTP without authentication (`smtp_auth none`, Auth-Method none) legitimately has no user.
   if (!(protocol === 'smtp' && method === 'none')) {
-    if (userText === undefined || userText === '') return bad('missing-user');
+    if (userText === undefined || userText === '') return badRequest('missing-user', protocol, clientIp, attempt);
     const decoded = decodeLoginName(userText);
-    if (decoded === null) return bad('bad-user');
+    if (decoded === null) return badRequest('bad-user', protocol, clientIp, attempt);
     user = decoded;
   }
-  const pass = unescapeNginx(one(headers, 'auth-pass') ?? '');
-  if (!pass || pass.length > MAX_PASS_BYTES) return bad('bad-pass');
-  return {
-    method,
-    user,
-    pass,
-    protocol,
-    attempt,
-    clientIp,
-    clientHost: one(headers, 'client-host'),
-  };
+  const passText = one(headers, 'auth-pass') ?? '';
+  // Bounded before anything decodes it: at most 3 escaped chars per byte.
+  if (passText.length > MAX_PASS_BYTES * 3) return badRequest('bad-pass', protocol, clientIp, attempt);
+  return { method, user, passText, protocol, attempt, clientIp, clientHost: one(headers, 'client-host') };
 }
 
 export function isBadRequest(r: AuthRequest | BadAuthRequest): r is BadAuthRequest {

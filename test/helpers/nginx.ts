@@ -24,6 +24,8 @@ export interface NginxOptions {
 
 export interface NginxServer {
   dir: string;
+  /** The master process (workers are its children). */
+  pid: number;
   errorLog(): string;
   stop(): Promise<void>;
 }
@@ -93,5 +95,5 @@ export async function startNginx(options: NginxOptions): Promise<NginxServer> {
     await stop();
     throw err;
   }
-  return { dir, errorLog, stop };
+  return { dir, pid: child.pid!, errorLog, stop };
 }

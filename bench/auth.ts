@@ -1,0 +1,282 @@
+/**
+ * bench/auth — the auth_http endpoint under nginx-shaped load, beside nginx itself answering a
+ * fixed auth_http reply (`add_header Auth-Status OK …; return 204;`) in the same run.
+ *
+ *   npx tsx bench/auth.ts [--seconds 6] [--clients 50] [--users 10000]
+ *
+ * A third server gives the floor of node:http itself: a minimal server answering from a Map.
+ *
+ * Processes: this one (orchestrates, starts nginx), a storeroute auth server child (embedded
+ * directory with --users users, in-memory throttle, pino at info to /dev/null) and a load
+ * generator child (50 concurrent clients, each a loop of: connect, write one request exactly as
+ * nginx writes it, read the answer until the server closes). Then the same with keep-alive.
+ * nginx runs one worker, the same as our one Node process. Target: storeroute ≥ 0.6 of nginx's
+ * req/s with a connection per request, and p99 < 10 ms.
+ */
+import { execSync, fork } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { connect } from 'node:net';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { pino } from 'pino';
+import { Registry } from 'prom-client';
+
+const SELF = fileURLToPath(import.meta.url);
+
+function arg(name: string, def: number): number {
+  const i = process.argv.indexOf(`--${name}`);
+  return i !== -1 ? Number(process.argv[i + 1]) : def;
+}
+
+// ---------------------------------------------------------------- the request nginx sends
+function requestFor(user: string, keepAlive: boolean): Buffer {
+  return Buffer.from(
+    'GET /auth HTTP/1.0\r\nHost: 127.0.0.1\r\nAuth-Method: plain\r\n'
+    + `Auth-User: ${user}\r\nAuth-Pass: secret%20pw\r\nAuth-Protocol: imap\r\nAuth-Login-Attempt: 1\r\n`
+    + 'Client-IP: 192.0.2.77\r\nX-Storeroute-Secret: bench-secret\r\n'
+    + (keepAlive ? 'Connection: keep-alive\r\n' : '') + '\r\n', 'latin1');
+}
+
+// ---------------------------------------------------------------- role: storeroute server
+async function serverRole(users: number): Promise<void> {
+  const { parseConfig } = await import('../src/config/index.js');
+  const { createDirectory } = await import('../src/directory/index.js');
+  const { createAuthServer, createMemoryThrottleStore } = await import('../src/auth/index.js');
+  const dir = mkdtempSync(join(tmpdir(), 'bench-auth-'));
+  const config = parseConfig({
+    directory: { backend: 'embedded', embedded: { file: join(dir, 'directory.json') } },
+    auth: { listen: { port: 0 }, sharedSecret: { header: 'X-Storeroute-Secret', value: 'bench-secret' } },
+  });
+  const obs = { logger: pino({ level: 'info' }, pino.destination('/dev/null')), metrics: new Registry() };
+  const directory = await createDirectory(config.directory, obs);
+  await directory.createSlot({ name: 'slot-a', machine: 'm1', ip: '10.0.0.1' }, 'bench');
+  await directory.createSlot({ name: 'slot-b', machine: 'm2', ip: '10.0.0.2' }, 'bench');
+  await directory.createStore({ name: 'store1', slots: ['slot-a', 'slot-b'], preferredMaster: 'slot-a' }, 'bench');
+  // Users through the public mutation API (each one a persisted mutation: slow, but only setup).
+  for (let i = 0; i < users; i++) await directory.createUser({ name: `user${i}`, store: 'store1' }, 'bench');
+  const server = createAuthServer({ config: config.auth, directory, throttle: createMemoryThrottleStore(), obs });
+  const { port } = await server.listen();
+  process.send!({ port });
+  process.on('message', async () => {
+    await server.close();
+    await directory.close();
+    rmSync(dir, { recursive: true, force: true });
+    process.exit(0);
+  });
+}
+
+// ---------------------------------------------------------------- role: minimal Node server
+/** The floor of node:http itself: an in-memory Map lookup and a fixed answer, nothing else. */
+async function minimalRole(users: number): Promise<void> {
+  const { createServer } = await import('node:http');
+  const map = new Map<string, string>();
+  for (let i = 0; i < users; i++) map.set(`user${i}`, '10.0.0.1');
+  const server = createServer((req, res) => {
+    const ip = map.get(String(req.headers['auth-user']));
+    res.writeHead(200, ip ? { 'Auth-Status': 'OK', 'Auth-Server': ip, 'Auth-Port': '143', 'Content-Length': '0' }
+      : { 'Auth-Status': 'Invalid login or password', 'Content-Length': '0' });
+    res.end();
+  });
+  server.listen(0, '127.0.0.1', () => {
+    const a = server.address();
+    process.send!({ port: a && typeof a === 'object' ? a.port : 0 });
+  });
+  process.on('message', () => { server.close(); process.exit(0); });
+}
+
+// ---------------------------------------------------------------- role: load generator
+interface LoadResult { requests: number; errors: number; bad: number; seconds: number; p50: number; p99: number; max: number }
+
+async function loadRole(port: number, clients: number, seconds: number, keepAlive: boolean, users: number): Promise<LoadResult> {
+  const latencies: number[] = [];
+  let errors = 0;
+  let bad = 0;
+  let n = 0;
+  const until = performance.now() + seconds * 1000;
+  const started = performance.now();
+
+  function closeLoop(id: number): Promise<void> {
+    // Spread source addresses over 127.0.0.x so one run does not run out of ephemeral ports.
+    const localAddress = `127.0.0.${1 + (id % 16)}`;
+    return new Promise((resolve) => {
+      const next = () => {
+        if (performance.now() >= until) return resolve();
+        const t0 = performance.now();
+        const req = requestFor(`user${n++ % users}`, false);
+        let got = '';
+        const s = connect({ port, host: '127.0.0.1', localAddress }, () => s.write(req));
+        s.setEncoding('latin1');
+        s.on('data', (c: string) => { got += c; });
+        s.on('error', () => { errors++; });
+        s.on('close', () => {
+          if (got.includes('Auth-Status: OK')) latencies.push(performance.now() - t0);
+          else if (got) bad++;
+          next();
+        });
+      };
+      next();
+    });
+  }
+
+  function keepAliveLoop(id: number): Promise<void> {
+    const localAddress = `127.0.0.${1 + (id % 16)}`;
+    return new Promise((resolve) => {
+      const s = connect({ port, host: '127.0.0.1', localAddress });
+      s.setEncoding('latin1');
+      let got = '';
+      let t0 = 0;
+      const send = () => {
+        if (performance.now() >= until) { s.destroy(); return resolve(); }
+        t0 = performance.now();
+        got = '';
+        s.write(requestFor(`user${n++ % users}`, true));
+      };
+      s.on('connect', send);
+      s.on('data', (c: string) => {
+        got += c;
+        if (!got.includes('\r\n\r\n')) return;
+        if (got.includes('Auth-Status: OK')) latencies.push(performance.now() - t0); else bad++;
+        send();
+      });
+      s.on('error', () => { errors++; });
+      s.on('close', () => resolve());
+    });
+  }
+
+  await Promise.all(Array.from({ length: clients }, (_, i) => (keepAlive ? keepAliveLoop(i) : closeLoop(i))));
+  const elapsed = (performance.now() - started) / 1000;
+  latencies.sort((a, b) => a - b);
+  const q = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))] ?? NaN;
+  return { requests: latencies.length, errors, bad, seconds: elapsed, p50: q(0.5), p99: q(0.99), max: latencies.at(-1) ?? NaN };
+}
+
+// ---------------------------------------------------------------- orchestration
+function child(args: string[]) {
+  return fork(SELF, args, { execArgv: process.execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+}
+
+function runLoad(port: number, clients: number, seconds: number, keepAlive: boolean, users: number): Promise<LoadResult> {
+  return new Promise((resolve, reject) => {
+    const c = child(['load', String(port), String(clients), String(seconds), keepAlive ? '1' : '0', String(users)]);
+    c.once('message', (m) => resolve(m as LoadResult));
+    c.once('exit', (code) => { if (code) reject(new Error(`load generator exited with ${code}`)); });
+  });
+}
+
+/** utime + stime of these processes, in seconds (Linux /proc). */
+function cpuSeconds(pids: number[]): number {
+  let ticks = 0;
+  for (const pid of pids) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      ticks += Number(fields[11]) + Number(fields[12]); // utime, stime (fields 14, 15 of stat)
+    } catch {
+      // the process is gone: it used no more CPU
+    }
+  }
+  return ticks / CLK_TCK;
+}
+const CLK_TCK = Number(execSync('getconf CLK_TCK').toString().trim()) || 100;
+
+function childrenOf(ppid: number): number[] {
+  const out: number[] = [];
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
+      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === ppid) out.push(Number(d));
+    } catch {
+      // raced with an exiting process
+    }
+  }
+  return out;
+}
+
+interface Measured extends LoadResult { rate: number; cpuUsPerReq: number }
+
+async function measure(port: number, pids: number[], clients: number, seconds: number, keepAlive: boolean, users: number): Promise<Measured> {
+  const before = cpuSeconds(pids);
+  const r = await runLoad(port, clients, seconds, keepAlive, users);
+  const cpu = cpuSeconds(pids) - before;
+  return { ...r, rate: r.requests / r.seconds, cpuUsPerReq: (cpu * 1e6) / Math.max(1, r.requests) };
+}
+
+async function main(): Promise<void> {
+  const seconds = arg('seconds', 5);
+  const clients = arg('clients', 50);
+  const users = arg('users', 10_000);
+  const rounds = arg('rounds', 2);
+  const { startNginx } = await import('../test/helpers/nginx.js');
+  const { freePort } = await import('../test/helpers/ports.js');
+
+  console.log(`machine: ${cpus()[0]?.model ?? '?'}, ${cpus().length} cores, node ${process.version}, ${(await import('node:os')).loadavg()[0]!.toFixed(1)} load average at start`);
+  console.log(`load: ${clients} concurrent clients, ${rounds} rounds x ${seconds} s per server and mode, ${users} users, nginx-shaped HTTP/1.0 requests`);
+
+  const server = child(['server', String(users)]);
+  const { port: ourPort } = await new Promise<{ port: number }>((resolve) => server.once('message', (m) => resolve(m as { port: number })));
+  const minimal = child(['minimal', String(users)]);
+  const { port: minimalPort } = await new Promise<{ port: number }>((resolve) => minimal.once('message', (m) => resolve(m as { port: number })));
+  const nginxPort = await freePort();
+  const nginx = await startNginx({
+    http: `server {
+      listen 127.0.0.1:${nginxPort};
+      location /auth { add_header Auth-Status OK; add_header Auth-Server 127.0.0.1; add_header Auth-Port 143; return 204; }
+    }`,
+    readyPorts: [{ host: '127.0.0.1', port: nginxPort }],
+    workerProcesses: 1,
+  });
+  const targets = [
+    { name: 'nginx fixed reply', port: nginxPort, pids: [nginx.pid, ...childrenOf(nginx.pid)] },
+    { name: 'minimal node:http', port: minimalPort, pids: [minimal.pid!] },
+    { name: 'storeroute auth', port: ourPort, pids: [server.pid!] },
+  ];
+
+  const fmt = (r: Measured) => `${Math.round(r.rate).toString().padStart(6)} req/s  p50 ${r.p50.toFixed(2)} ms  p99 ${r.p99.toFixed(2).padStart(6)} ms`
+    + `  server CPU ${r.cpuUsPerReq.toFixed(0).padStart(4)} us/req  (errors ${r.errors}, non-OK ${r.bad})`;
+  try {
+    for (const keepAlive of [false, true]) {
+      const mode = keepAlive ? 'keep-alive' : 'connection per request';
+      for (const t of targets) await runLoad(t.port, clients, 1, keepAlive, users); // warm-up
+      const runs = new Map<string, Measured[]>(targets.map((t) => [t.name, []]));
+      // Interleaved rounds: the machine is shared, so each server sees the same mix of neighbours.
+      for (let r = 0; r < rounds; r++) {
+        for (const t of targets) runs.get(t.name)!.push(await measure(t.port, t.pids, clients, seconds, keepAlive, users));
+      }
+      const best = (name: string) => runs.get(name)!.reduce((a, b) => (b.rate > a.rate ? b : a));
+      const medianCpu = (name: string) => {
+        const v = runs.get(name)!.map((m) => m.cpuUsPerReq).sort((a, b) => a - b);
+        return v[Math.floor(v.length / 2)]!;
+      };
+      console.log(`\n${mode} (best round of ${rounds}):`);
+      for (const t of targets) console.log(`  ${t.name.padEnd(18)}: ${fmt(best(t.name))}`);
+      const ref = best('nginx fixed reply');
+      const ours = best('storeroute auth');
+      const ratio = ours.rate / ref.rate;
+      const cpuRatio = medianCpu('nginx fixed reply') / medianCpu('storeroute auth');
+      console.log(`  ratio storeroute/nginx: ${ratio.toFixed(2)} by req/s; ${cpuRatio.toFixed(2)} by server CPU per request (capacity on one core)`);
+      console.log(`  ratio minimal/nginx: ${(best('minimal node:http').rate / ref.rate).toFixed(2)} by req/s; `
+        + `${(medianCpu('nginx fixed reply') / medianCpu('minimal node:http')).toFixed(2)} by CPU per request`);
+      if (!keepAlive) console.log(`  target (>= 0.60 of nginx, p99 < 10 ms): ${ratio >= 0.6 && ours.p99 < 10 ? 'met' : 'NOT met'} in this run`);
+    }
+  } finally {
+    await nginx.stop();
+    for (const c of [server, minimal]) {
+      c.send('stop');
+      await new Promise((r) => c.once('exit', r));
+    }
+  }
+}
+
+const [role, ...rest] = process.argv.slice(2);
+if (role === 'server') {
+  void serverRole(Number(rest[0]));
+} else if (role === 'minimal') {
+  void minimalRole(Number(rest[0]));
+} else if (role === 'load') {
+  const [port, clients, seconds, keepAlive, users] = rest.map(Number) as [number, number, number, number, number];
+  void loadRole(port, clients, seconds, keepAlive === 1, users).then((r) => { process.send!(r); process.disconnect(); });
+} else {
+  main().catch((err) => { console.error(err); process.exitCode = 1; });
+}
