@@ -91,6 +91,7 @@ async function main(): Promise<void> {
     await measure((i) => uncached.resolve(pick(i)));
     for (const n of names) await cached.resolve(n);
 
+    await raw.config('RESETSTAT');
     const results = { get: [] as number[], uncached: [] as number[], cached: [] as number[] };
     for (let round = 0; round < ROUNDS; round++) {
       results.get.push(await measure((i) => raw.get(`${prefix}bench:${pick(i)}`)));
@@ -104,6 +105,10 @@ async function main(): Promise<void> {
     console.log(`raw Redis GET (reference):     ${fmt(get).padStart(12)} /s   rounds: ${results.get.map(fmt).join(', ')}`);
     console.log(`uncached resolve() (1 script): ${fmt(unc).padStart(12)} /s   rounds: ${results.uncached.map(fmt).join(', ')}`
       + `   = ${(unc / get).toFixed(2)} x GET (target >= 0.50) ${unc >= 0.5 * get ? 'PASS' : 'FAIL'}`);
+    // Redis' own time per call: the script's server-side cost, unaffected by how loaded the host is.
+    const stats = await raw.info('commandstats');
+    const usec = (cmd: string) => /usec_per_call=([\d.]+)/.exec(stats.split('\n').find((l) => l.startsWith(`cmdstat_${cmd}:`)) ?? '')?.[1] ?? '?';
+    console.log(`redis server time per call:   GET ${usec('get')} µs, resolve script (EVALSHA) ${usec('evalsha')} µs`);
     console.log(`cached resolve():              ${fmt(cac).padStart(12)} /s   rounds: ${results.cached.map(fmt).join(', ')}`
       + `   (target > 1,000,000) ${cac > 1_000_000 ? 'PASS' : 'FAIL'}`);
   } finally {

@@ -74,6 +74,32 @@ describe('directory Lua scripts', () => {
     }
   });
 
+  it('resolve answers the bare version for an unknown user, else one JSON text [version, user, store, slot]', async () => {
+    const d = await open();
+    await seedLayout(d);
+    await d.setPasswordHash('alice', 'scrypt$16384$8$1$c2/sdA==$aGFz/aA==', 'test');
+    await d.beginMove('alice', 'store2', 'test'); // movingTo names another store: must not be taken for `store`
+    const { client, s, keys } = scripts();
+    try {
+      const version = await d.version();
+      expect(await s.resolve(keys.read, 'nobody')).toBe(version);
+      const text = await s.resolve(keys.read, 'alice');
+      expect(typeof text).toBe('string');
+      const [v, user, store, slot] = JSON.parse(text as string) as [number, { store: string; passwordHash: string }, { name: string }, { name: string }];
+      expect(v).toBe(version);
+      expect(user).toMatchObject({ store: 'store1', movingTo: 'store2', passwordHash: 'scrypt$16384$8$1$c2/sdA==$aGFz/aA==' });
+      expect([store.name, slot.name]).toEqual(['store1', 'slot101']);
+      // An entry spelled differently from what the scripts write (spaces): the decode fallback finds it.
+      await raw.hset(keys.users, 'carol', '{ "name": "carol", "state": "active", "store": "store2" }');
+      expect((await d.resolve('carol'))?.master.name).toBe('slot301');
+      // A user whose store vanished (written around the scripts): unknown, not an error.
+      await raw.hset(keys.users, 'dave', JSON.stringify({ name: 'dave', store: 'gone', state: 'active' }));
+      expect(await s.resolve(keys.read, 'dave')).toBe(version);
+    } finally {
+      client.disconnect();
+    }
+  });
+
   it('maps a conflict from Lua to DirectoryConflictError with both epochs', async () => {
     const d = await open();
     await seedLayout(d);

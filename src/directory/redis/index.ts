@@ -208,15 +208,15 @@ export class RedisDirectory extends MutatingDirectory implements Backend {
   }
 
   async resolve(userName: string): Promise<Route | null> {
-    let r: [number, string?, string?, string?];
+    let r: number | string;
     try {
       r = await this.#scripts.resolve(this.#keys.read, canonicalUser(userName));
     } catch (err) {
       throw mapRedisError(err, 'lookup');
     }
-    if (r.length < 4) return null;
-    return { version: Number(r[0]), user: JSON.parse(r[1] as string) as User, store: JSON.parse(r[2] as string) as Store,
-      master: JSON.parse(r[3] as string) as Slot };
+    if (typeof r !== 'string') return null;
+    const [version, user, store, master] = JSON.parse(r) as [number, User, Store, Slot];
+    return { version, user, store, master };
   }
 
   async #hget<T>(key: string, name: string): Promise<T | null> {

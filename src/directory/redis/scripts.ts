@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import type { Redis } from 'ioredis';
 import type { Mutation } from '../rules.js';
 
-export const SCRIPT_VERSION = 1;
+export const SCRIPT_VERSION = 2;
 
 export const MUTATION_SCRIPTS = [
   'createSlot', 'updateSlot', 'deleteSlot', 'setSlotState',
@@ -45,7 +45,8 @@ type ScriptFn = (...keysAndArgs: string[]) => Promise<unknown>;
 /** The typed boundary to the dynamically defined commands: the only cast to a script function. */
 export interface DirectoryScripts {
   mutate(script: MutationScript, keys: string[], args: string[]): Promise<[number, string]>;
-  resolve(keys: string[], user: string): Promise<[number, string?, string?, string?]>;
+  /** The version (unknown user), or the JSON text `[version, user, store, slot]` (resolve.lua). */
+  resolve(keys: string[], user: string): Promise<number | string>;
 }
 
 export function defineScripts(client: Redis, sources: ScriptSources): DirectoryScripts {
@@ -62,6 +63,6 @@ export function defineScripts(client: Redis, sources: ScriptSources): DirectoryS
   const mutationFns = Object.fromEntries(MUTATION_SCRIPTS.map((n) => [n, fn(n)])) as Record<MutationScript, ScriptFn>;
   return {
     mutate: async (script, keys, args) => (await mutationFns[script](...keys, ...args)) as [number, string],
-    resolve: async (keys, user) => (await resolveFn(...keys, user)) as [number, string?, string?, string?],
+    resolve: async (keys, user) => (await resolveFn(...keys, user)) as number | string,
   };
 }
