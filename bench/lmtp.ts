@@ -11,10 +11,13 @@
  * Journal off. All recipients of a message live on one store (one backend session per message).
  *
  * `npx tsx bench/lmtp.ts proxy <sinkPort>` is the child: it prints {"port":N} and answers "cpu"
- * on stdin with {"cpu":µs,"rss":kB,"maxRss":kB}.
+ * on stdin with {"cpu":µs,"rss":kB,"maxRss":kB,"hwm":kB,"arrayBuffers":kB,"gcMinor":n,"gcMajor":n};
+ * "reset" first resets the peak RSS (hwm) to the current RSS, then answers the same.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
+import { PerformanceObserver, constants as perfConstants, type PerformanceEntry } from 'node:perf_hooks';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -44,12 +47,27 @@ async function proxyChild(sinkPort: number): Promise<void> {
   const server = createLmtpServer({ config: config.lmtp, journalConfig: config.journal, directory: dir, obs });
   const { port } = await server.listen();
   process.stdout.write(JSON.stringify({ port }) + '\n');
+  const gcs = { minor: 0, major: 0 };
+  new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) {
+      const kind = (e as PerformanceEntry & { detail?: { kind?: number } }).detail?.kind;
+      if (kind === perfConstants.NODE_PERFORMANCE_GC_MINOR) gcs.minor++;
+      else if (kind === perfConstants.NODE_PERFORMANCE_GC_MAJOR) gcs.major++;
+    }
+  }).observe({ entryTypes: ['gc'] });
   const rl = createInterface({ input: process.stdin });
   rl.on('line', (line) => {
-    if (line.trim() === 'cpu') {
+    const cmd = line.trim();
+    if (cmd === 'reset') {
+      // Linux: writing 5 to clear_refs resets the peak RSS (VmHWM) to the current RSS.
+      writeFileSync('/proc/self/clear_refs', '5');
+    }
+    if (cmd === 'cpu' || cmd === 'reset') {
       const c = process.cpuUsage();
+      const hwm = /VmHWM:\s+(\d+)/.exec(readFileSync('/proc/self/status', 'utf8'));
       process.stdout.write(JSON.stringify({ cpu: c.user + c.system, rss: Math.round(process.memoryUsage.rss() / 1024),
-        maxRss: process.resourceUsage().maxRSS }) + '\n');
+        maxRss: process.resourceUsage().maxRSS, hwm: Number(hwm?.[1] ?? 0),
+        arrayBuffers: Math.round(process.memoryUsage().arrayBuffers / 1024), gcMinor: gcs.minor, gcMajor: gcs.major }) + '\n');
     }
   });
   rl.on('close', () => {
@@ -57,10 +75,22 @@ async function proxyChild(sinkPort: number): Promise<void> {
   });
 }
 
+export interface ProxyStats {
+  cpu: number;
+  rss: number;
+  maxRss: number;
+  hwm: number;
+  arrayBuffers: number;
+  gcMinor: number;
+  gcMajor: number;
+}
+
 export interface ProxyHandle {
   port: number;
   child: ChildProcess;
-  stats(): Promise<{ cpu: number; rss: number; maxRss: number }>;
+  stats(): Promise<ProxyStats>;
+  /** Resets the child's peak RSS to its current RSS (Linux), then returns its stats. */
+  resetPeak(): Promise<ProxyStats>;
   stop(): Promise<void>;
 }
 
@@ -82,8 +112,12 @@ export async function startProxy(sinkPort: number): Promise<ProxyHandle> {
     port: port!,
     child,
     stats: () => new Promise((resolve) => {
-      queue.push((v) => resolve(v as { cpu: number; rss: number; maxRss: number }));
+      queue.push((v) => resolve(v as unknown as ProxyStats));
       child.stdin!.write('cpu\n');
+    }),
+    resetPeak: () => new Promise((resolve) => {
+      queue.push((v) => resolve(v as unknown as ProxyStats));
+      child.stdin!.write('reset\n');
     }),
     stop: async () => {
       const exited = new Promise((r) => child.once('exit', r));
