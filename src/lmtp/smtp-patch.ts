@@ -9,6 +9,8 @@
  * 2. `init`: every connection waits a hard-coded 100 ms before the greeting (an early-talker check
  *    that matters for SMTP on the internet, not for postfix on a trusted LMTP hop). At one
  *    connection per message that caps a proxy near 100 messages/s. We greet at once.
+ * 3. `SMTPStream._feedDataStream` (DATA mode): a copy of every chunk and a per-byte JS loop
+ *    replaced by an indexOf scan over sub-arrays (smtp-data-mode.ts says why and what is kept).
  *
  * Applying is idempotent. A different smtp-server version refuses to start rather than run with
  * patches written against code it does not have.
@@ -16,10 +18,14 @@
 import { createRequire } from 'node:module';
 import { readFileSync } from 'node:fs';
 import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
+import { SMTPStream } from 'smtp-server/lib/smtp-stream.js';
+import { feedDataStream, resetDataModeState } from './smtp-data-mode.js';
 
 export const PATCHED_SMTP_SERVER_VERSION = '3.21.6';
 
 const PATCHED = Symbol.for('storeroute.smtp-server.patched');
+/** smtp-server's own DATA-mode parser, kept for the differential test. */
+const ORIGINAL_FEED = Symbol.for('storeroute.smtp-server.original-feed');
 const ENHANCED_PREFIX = /^([245])\.\d{1,3}\.\d{1,3} /;
 
 interface ConnectionInternals {
@@ -44,8 +50,11 @@ export function applySmtpServerPatches(): void {
   if (proto[PATCHED]) return;
   const version = smtpServerVersion();
   const initSource = String(proto.init);
+  const stream = SMTPStream.prototype as SMTPStream & { [ORIGINAL_FEED]?: SMTPStream['_feedDataStream'] };
   if (version !== PATCHED_SMTP_SERVER_VERSION || typeof proto._setListeners !== 'function'
-    || typeof proto.connectionReady !== 'function' || !initSource.includes('connectionReady(), 100')) {
+    || typeof proto.connectionReady !== 'function' || !initSource.includes('connectionReady(), 100')
+    || !String(stream._feedDataStream).includes('Buffer.concat([this._lastBytes, chunk]')
+    || typeof stream._endDataMode !== 'function' || typeof stream._countDataBytes !== 'function') {
     throw new Error(`storeroute patches smtp-server ${PATCHED_SMTP_SERVER_VERSION} (private SMTPConnection.send/init); `
       + `found ${version}: re-verify src/lmtp/smtp-patch.ts against it and pin the new version`);
   }
@@ -78,5 +87,21 @@ export function applySmtpServerPatches(): void {
       this.connectionReady();
     });
   };
+
+  const originalStart = stream.startDataMode;
+  stream[ORIGINAL_FEED] = stream._feedDataStream;
+  stream.startDataMode = function startDataMode(this: SMTPStream, maxBytes?: number | string | null) {
+    const dataStream = originalStart.call(this, maxBytes);
+    resetDataModeState(this);
+    return dataStream;
+  };
+  stream._feedDataStream = feedDataStream;
   proto[PATCHED] = true;
+}
+
+/** smtp-server's unpatched DATA-mode parser (for tests that compare both on the same input). */
+export function originalFeedDataStream(): SMTPStream['_feedDataStream'] {
+  const f = (SMTPStream.prototype as SMTPStream & { [ORIGINAL_FEED]?: SMTPStream['_feedDataStream'] })[ORIGINAL_FEED];
+  if (!f) throw new Error('smtp-server patches not applied');
+  return f;
 }
