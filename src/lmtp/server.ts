@@ -21,6 +21,13 @@ import { backendTimeouts } from './deliver.js';
 import { createLmtpMetrics, type LmtpMetrics } from './metrics.js';
 import { Transaction } from './transaction.js';
 import { streamData, type SmtpDataStream } from './data.js';
+import { createBufferReclaimer } from './reclaim.js';
+
+/**
+ * DATA bytes received between two young-generation collections (reclaim.ts): bounds the dead
+ * chunk buffers awaiting collection to about this much, at a fraction of a ms per collection.
+ */
+const RECLAIM_EVERY_BYTES = 4 * 1024 * 1024;
 
 export interface LmtpServerDeps {
   config: Config['lmtp'];
@@ -80,6 +87,7 @@ export function createLmtpServer(deps: LmtpServerDeps): LmtpServer {
     metrics,
   });
   const clients = new Map<string, ClientState>();
+  const reclaimer = createBufferReclaimer(RECLAIM_EVERY_BYTES);
   const rules = { recipientDelimiter: config.recipientDelimiter, localDomains: config.localDomains };
   const messageIdDomain = !journal ? null
     : journalConfig.addMessageId ? (journalConfig.messageIdDomain ?? config.hostname) : '';
@@ -196,7 +204,7 @@ export function createLmtpServer(deps: LmtpServerDeps): LmtpServer {
         }));
       };
       streamData(tx, stream as SmtpDataStream, {
-        journal: entry, messageIdDomain, onBytes: (n) => metrics.bytes.inc(n),
+        journal: entry, messageIdDomain, onBytes: (n) => { metrics.bytes.inc(n); reclaimer.add(n); },
       }).then(
         (out) => finish(rcptTo.map((r) => out.replies.get(r.address.toLowerCase()) ?? replies.internalError())),
         (err: unknown) => {
