@@ -17,6 +17,8 @@ export const directorySection = z.strictObject({
     url: z.string().min(1).default('redis://127.0.0.1:6379'),
     password: secret.optional(),
     sentinels: z.array(z.strictObject({ host, port })).min(1).optional(),
+    /** The Sentinels' own password (their `requirepass`); `password` is the data nodes'. Secret. */
+    sentinelPassword: secret.optional(),
     /** Sentinel master name. */
     masterName: z.string().min(1).default('storeroute'),
     /** Every key starts with `<keyPrefix>{dir}:` so one script's keys share a Cluster hash slot. */

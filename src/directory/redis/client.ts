@@ -38,8 +38,9 @@ export function createRedisClient(config: RedisConfig, obs: Observability, optio
     ...options.extra,
   };
   const client = config.sentinels
-    // `password` is the data nodes' password; Sentinels are reached without one (no config key for it yet).
-    ? new Redis({ ...common, sentinels: config.sentinels, name: config.masterName })
+    // `password` is the data nodes' password, `sentinelPassword` the Sentinels' (never one for the other).
+    ? new Redis({ ...common, sentinels: config.sentinels, name: config.masterName,
+      ...(config.sentinelPassword !== undefined ? { sentinelPassword: config.sentinelPassword } : {}) })
     : new Redis(config.url, common);
 
   // Log the first error of an outage at warn, the reconnect attempts after it at debug.
