@@ -110,6 +110,19 @@ describe('embedded directory shared by several processes', () => {
     expect((await fresh.history(2)).map((r) => [r.version, r.action])).toEqual(actions);
   }, 30_000);
 
+  it('notices another handle\'s save by the stat poll alone when fs.watch reports nothing', async () => {
+    const a = await EmbeddedDirectory.open({ file, historyLimit: 100 }, obs());
+    opened.push(a);
+    await seedLayout(a);
+    const b = await EmbeddedDirectory.open({ file, historyLimit: 100, fsWatch: false, pollMs: 100 }, obs());
+    opened.push(b);
+    const events: string[] = [];
+    b.onChange((e) => events.push(`${e.action} ${e.target}`));
+    await a.failover('store1', {}, 'test');
+    await waitFor(async () => (await b.resolve('alice'))?.master.name === 'slot201', 1_000, 'the poll to reload');
+    expect(events).toEqual(['reload store:store1']);
+  });
+
   it('of two processes failing one store over with the same expectedEpoch, exactly one wins', async () => {
     const setup = await EmbeddedDirectory.open({ file, historyLimit: 100 }, obs());
     await seedLayout(setup);

@@ -11,6 +11,7 @@
  *   stat poll), reloads, and emits a ChangeEvent for every entry that changed, so the read cache
  *   drops it and no lookup is answered from the state before that save.
  */
+import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { stringify } from 'yaml';
@@ -35,8 +36,10 @@ export interface EmbeddedOptions {
   historyLimit: number;
   /** Tests only: a shorter lock wait than LOCK_WAIT_MS. */
   lockWaitMs?: number;
-  /** Tests only: another poll interval than POLL_MS (fs.watch stays on). */
+  /** Tests only: another poll interval than POLL_MS. */
   pollMs?: number;
+  /** Tests only: false turns fs.watch off, leaving the poll alone. */
+  fsWatch?: boolean;
 }
 
 /** A new snapshot with `changes` applied; tables the changes do not touch are shared, not copied. */
@@ -117,14 +120,25 @@ export class EmbeddedDirectory extends MutatingDirectory implements Backend {
   static async open(options: EmbeddedOptions, obs: Observability): Promise<EmbeddedDirectory> {
     const { file } = options;
     const lock = new FileLock(file);
-    await mkdir(dirname(file), { recursive: true });
-    const release = await lock.acquire(options.lockWaitMs ?? LOCK_WAIT_MS, (owner, why) =>
-      obs.logger.warn({ file, owner, why }, 'directory_stale_lock_broken'));
+    let release: () => Promise<void>;
+    try {
+      await mkdir(dirname(file), { recursive: true });
+      release = await lock.acquire(options.lockWaitMs ?? LOCK_WAIT_MS, (owner, why) =>
+        obs.logger.warn({ file, owner, why }, 'directory_stale_lock_broken'));
+    } catch (err) {
+      // A folder this user may read but not write (an operator's `store list` on root's files):
+      // read without the lock (saves are atomic renames, so the file is whole); mutations will
+      // fail, naming the lock file. Anything else, or no file to read, stops here.
+      const code = ((err as Error).cause as NodeJS.ErrnoException | undefined)?.code ?? (err as NodeJS.ErrnoException).code;
+      if (!['EACCES', 'EPERM', 'EROFS'].includes(code ?? '') || !existsSync(file)) throw err;
+      obs.logger.debug({ file, code }, 'directory_opened_read_only');
+      release = async () => undefined;
+    }
     let dir: EmbeddedDirectory;
     let created = false;
     try {
       // Temp files are only written under the lock: any found now belong to a process that died.
-      const stale = await removeStaleTemps(file);
+      const stale = await removeStaleTemps(file).catch(() => []);
       if (stale.length > 0) obs.logger.warn({ file, stale }, 'directory_stale_temp_removed');
       let read;
       try {
@@ -154,7 +168,7 @@ export class EmbeddedDirectory extends MutatingDirectory implements Backend {
       slots: Object.keys(snap.slots).length, stores: Object.keys(snap.stores).length,
       users: Object.keys(snap.users).length }, 'directory_loaded');
     dir.#watch = watchFile(file, options.pollMs ?? POLL_MS, () => dir.#scheduleRefresh(),
-      (err) => obs.logger.warn({ err, file }, 'directory_watch_failed'));
+      (err) => obs.logger.warn({ err, file }, 'directory_watch_failed'), options.fsWatch ?? true);
     return dir;
   }
 

@@ -71,10 +71,11 @@ export interface FileWatch {
  * into the folder), filtered to the file's name, plus a stat poll every `pollMs` because fs.watch
  * can miss events (some filesystems, a watcher that failed). `onChange` must be cheap to repeat.
  */
-export function watchFile(file: string, pollMs: number, onChange: () => void, onError: (err: unknown) => void): FileWatch {
+export function watchFile(file: string, pollMs: number, onChange: () => void, onError: (err: unknown) => void,
+  useFsWatch = true): FileWatch {
   const name = basename(file);
   let watcher: FSWatcher | null = null;
-  try {
+  if (useFsWatch) try {
     watcher = watch(dirname(file), { persistent: false }, (_type, changed) => {
       if (changed === null || changed === name) onChange();
     });
