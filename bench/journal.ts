@@ -5,13 +5,20 @@
  * storeroute (a child process per mode, same code, same config but the journal) → `smtp-sink -L`.
  * Cells are interleaved mode by mode, rotating which mode goes first.
  *
- *   npx tsx bench/journal.ts            # full run (≈ 1–2 minutes on 2 cores)
- *   npx tsx bench/journal.ts --quick    # fewer messages per cell
+ *   npx tsx bench/journal.ts                 # full run (≈ 2 minutes on 2 cores)
+ *   npx tsx bench/journal.ts --quick         # fewer messages per cell
+ *   npx tsx bench/journal.ts --journal-only  # only the second table
+ *
+ * A second table isolates what `durable` costs on this disk, without LMTP and its CPU: 1 or 20
+ * concurrent writers committing straight into the journal, durable with segments preallocated
+ * (zero-filled ahead, the default) beside durable appending to a growing file and `off` as the
+ * reference, five interleaved rounds, medians; with the mean fdatasync latency of each.
  *
  * Targets (issue #4): at 20 sessions, durable ≥ 0.7 × off, interval ≥ 0.9 × off.
  * `npx tsx bench/journal.ts journal-proxy <sinkPort> <mode>` is the child.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -84,10 +91,67 @@ function machine(): string {
   return `${cpus()[0]?.model ?? '?'}, ${cpus().length} cpus, node ${process.version}`;
 }
 
+type Direct = 'durable' | 'durable-append' | 'off';
+
+/** One round: `writers` concurrent writers commit `n` records of `size` bytes; records/s and mean fsync ms. */
+async function directRound(kind: Direct, size: number, writers: number, n: number): Promise<{ rate: number; fsyncMs: number; fsyncs: number }> {
+  const tmp = await mkdtemp(join(tmpdir(), 'sr-bench-journal-direct-'));
+  const obs = { logger: pino({ level: 'error' }, pino.destination(2)), metrics: new Registry() };
+  const config = parseConfig({ journal: { dir: tmp, durability: kind === 'off' ? 'off' : 'durable' } }).journal;
+  const journal = await openJournal(config, obs, { preallocate: kind !== 'durable-append' });
+  const body = randomBytes(size);
+  let next = 0;
+  const t0 = process.hrtime.bigint();
+  await Promise.all(Array.from({ length: writers }, async () => {
+    while (next < n) {
+      const i = next++;
+      const e = journal.begin({ queueId: `Q${i}`, mailFrom: 'a@b', receivedAt: new Date() });
+      for (let off = 0; off < size; off += 16_384) e.write(body.subarray(off, off + 16_384));
+      await e.commit([{ address: 'u@x', user: 'u', store: 's', slot: 'a', epoch: 1, reply: { code: 250, enhanced: '2.0.0', text: 'ok' } }],
+        { messageId: null, size });
+    }
+  }));
+  const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+  const st = journal.stats();
+  await journal.close();
+  await rm(tmp, { recursive: true, force: true });
+  return { rate: n / seconds, fsyncMs: st.fsyncs ? (st.fsyncSeconds * 1000) / st.fsyncs : 0, fsyncs: st.fsyncs };
+}
+
+async function directTable(scale: number): Promise<void> {
+  console.log('\njournal alone: 1 or 20 concurrent writers commit straight into the journal (no LMTP), 5 interleaved rounds, medians');
+  console.log(['cell', 'records', 'off rec/s', 'prealloc rec/s', 'prealloc÷off', 'fsync ms', 'append rec/s', 'append÷off', 'fsync ms']
+    .map((h, i) => (i === 0 ? h.padEnd(12) : h.padStart(15))).join(''));
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+  const cells = [
+    { label: '4KB w=1', size: 4096, writers: 1, n: 1000 },
+    { label: '4KB w=20', size: 4096, writers: 20, n: 4000 },
+    { label: '100KB w=20', size: 102_400, writers: 20, n: 1000 },
+  ];
+  for (const cell of cells) {
+    const n = Math.round(cell.n * scale);
+    const kinds: Direct[] = ['off', 'durable', 'durable-append'];
+    const runs: Record<Direct, Array<{ rate: number; fsyncMs: number }>> = { off: [], durable: [], 'durable-append': [] };
+    for (let round = 0; round < 5; round++) {
+      for (let k = 0; k < kinds.length; k++) {
+        const kind = kinds[(k + round) % kinds.length]!;
+        runs[kind].push(await directRound(kind, cell.size, cell.writers, n));
+      }
+    }
+    const rate = (k: Direct) => median(runs[k].map((r) => r.rate));
+    const fsync = (k: Direct) => median(runs[k].map((r) => r.fsyncMs));
+    console.log([cell.label.padEnd(12), String(n).padStart(15), rate('off').toFixed(0).padStart(15),
+      rate('durable').toFixed(0).padStart(15), (rate('durable') / rate('off')).toFixed(2).padStart(15), fsync('durable').toFixed(3).padStart(15),
+      rate('durable-append').toFixed(0).padStart(15), (rate('durable-append') / rate('off')).toFixed(2).padStart(15),
+      fsync('durable-append').toFixed(3).padStart(15)].join(''));
+  }
+}
+
 async function main(): Promise<void> {
   const quick = process.argv.includes('--quick');
   const scale = quick ? 0.3 : 1;
   console.log(`bench/journal — ${machine()}; journal on ${tmpdir()} (same filesystem for every mode)`);
+  if (process.argv.includes('--journal-only')) return directTable(scale);
   console.log('smtp-source -L → storeroute (journal off | durable | interval) → smtp-sink -L, 1 recipient, connections reused\n');
   const sink = await startSink();
   const proxies = Object.fromEntries(await Promise.all(MODES.map(async (m) => [m, await startProxy(sink.port, m)] as const))) as Record<Mode, Proxy>;
@@ -128,6 +192,7 @@ async function main(): Promise<void> {
   console.log(`\nat 20 sessions: durable÷off lowest ${min(at20.durable!)} (target ≥ 0.7), interval÷off lowest ${min(at20.interval!)} (target ≥ 0.9)`);
   for (const p of Object.values(proxies)) await p.stop();
   await sink.stop();
+  await directTable(scale);
 }
 
 if (process.argv[2] === 'journal-proxy') void proxyChild(Number(process.argv[3]), process.argv[4] as Mode);

@@ -20,7 +20,7 @@ export interface OpenedSegment {
   file: string;
 }
 
-function segmentIndex(file: string): number {
+export function segmentIndex(file: string): number {
   const parsed = parseSegmentName(basename(file));
   if (!parsed) throw new Error(`${file} is not a journal segment`);
   return parsed.index;
