@@ -10,9 +10,9 @@
  *   npx tsx bench/journal.ts --journal-only  # only the second table
  *
  * A second table isolates what `durable` costs on this disk, without LMTP and its CPU: 1 or 20
- * concurrent writers committing straight into the journal, durable with segments preallocated
- * (zero-filled ahead, the default) beside durable appending to a growing file and `off` as the
- * reference, five interleaved rounds, medians; with the mean fdatasync latency of each.
+ * concurrent writers committing straight into the journal, durable beside `off` as the reference,
+ * five interleaved rounds, medians, with the mean fdatasync latency. (Segments preallocated by
+ * zero-filling ahead of the writer were tried in commit 8015102 and measured no better here.)
  *
  * Targets (issue #4): at 20 sessions, durable ≥ 0.7 × off, interval ≥ 0.9 × off.
  * `npx tsx bench/journal.ts journal-proxy <sinkPort> <mode>` is the child.
@@ -91,14 +91,13 @@ function machine(): string {
   return `${cpus()[0]?.model ?? '?'}, ${cpus().length} cpus, node ${process.version}`;
 }
 
-type Direct = 'durable' | 'durable-append' | 'off';
+type Direct = 'durable' | 'off';
 
 /** One round: `writers` concurrent writers commit `n` records of `size` bytes; records/s and mean fsync ms. */
-async function directRound(kind: Direct, size: number, writers: number, n: number): Promise<{ rate: number; fsyncMs: number; fsyncs: number }> {
+async function directRound(kind: Direct, size: number, writers: number, n: number): Promise<{ rate: number; fsyncMs: number }> {
   const tmp = await mkdtemp(join(tmpdir(), 'sr-bench-journal-direct-'));
   const obs = { logger: pino({ level: 'error' }, pino.destination(2)), metrics: new Registry() };
-  const config = parseConfig({ journal: { dir: tmp, durability: kind === 'off' ? 'off' : 'durable' } }).journal;
-  const journal = await openJournal(config, obs, { preallocate: kind !== 'durable-append' });
+  const journal = await openJournal(parseConfig({ journal: { dir: tmp, durability: kind } }).journal, obs);
   const body = randomBytes(size);
   let next = 0;
   const t0 = process.hrtime.bigint();
@@ -115,12 +114,12 @@ async function directRound(kind: Direct, size: number, writers: number, n: numbe
   const st = journal.stats();
   await journal.close();
   await rm(tmp, { recursive: true, force: true });
-  return { rate: n / seconds, fsyncMs: st.fsyncs ? (st.fsyncSeconds * 1000) / st.fsyncs : 0, fsyncs: st.fsyncs };
+  return { rate: n / seconds, fsyncMs: st.fsyncs ? (st.fsyncSeconds * 1000) / st.fsyncs : 0 };
 }
 
 async function directTable(scale: number): Promise<void> {
   console.log('\njournal alone: 1 or 20 concurrent writers commit straight into the journal (no LMTP), 5 interleaved rounds, medians');
-  console.log(['cell', 'records', 'off rec/s', 'prealloc rec/s', 'prealloc÷off', 'fsync ms', 'append rec/s', 'append÷off', 'fsync ms']
+  console.log(['cell', 'records', 'off rec/s', 'durable rec/s', 'durable÷off', 'fsync ms mean']
     .map((h, i) => (i === 0 ? h.padEnd(12) : h.padStart(15))).join(''));
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
   const cells = [
@@ -130,20 +129,15 @@ async function directTable(scale: number): Promise<void> {
   ];
   for (const cell of cells) {
     const n = Math.round(cell.n * scale);
-    const kinds: Direct[] = ['off', 'durable', 'durable-append'];
-    const runs: Record<Direct, Array<{ rate: number; fsyncMs: number }>> = { off: [], durable: [], 'durable-append': [] };
+    const runs: Record<Direct, Array<{ rate: number; fsyncMs: number }>> = { off: [], durable: [] };
     for (let round = 0; round < 5; round++) {
-      for (let k = 0; k < kinds.length; k++) {
-        const kind = kinds[(k + round) % kinds.length]!;
+      for (const kind of (round % 2 ? ['durable', 'off'] : ['off', 'durable']) as Direct[]) {
         runs[kind].push(await directRound(kind, cell.size, cell.writers, n));
       }
     }
     const rate = (k: Direct) => median(runs[k].map((r) => r.rate));
-    const fsync = (k: Direct) => median(runs[k].map((r) => r.fsyncMs));
-    console.log([cell.label.padEnd(12), String(n).padStart(15), rate('off').toFixed(0).padStart(15),
-      rate('durable').toFixed(0).padStart(15), (rate('durable') / rate('off')).toFixed(2).padStart(15), fsync('durable').toFixed(3).padStart(15),
-      rate('durable-append').toFixed(0).padStart(15), (rate('durable-append') / rate('off')).toFixed(2).padStart(15),
-      fsync('durable-append').toFixed(3).padStart(15)].join(''));
+    console.log([cell.label.padEnd(12), String(n).padStart(15), rate('off').toFixed(0).padStart(15), rate('durable').toFixed(0).padStart(15),
+      (rate('durable') / rate('off')).toFixed(2).padStart(15), median(runs.durable.map((r) => r.fsyncMs)).toFixed(3).padStart(15)].join(''));
   }
 }
 

@@ -75,7 +75,7 @@ export class Entry implements JournalEntry {
       messageId: summary.messageId,
       chunks: this.#seq,
     };
-    this.#seg.append(encodeFrame(FRAME_COMMIT, this.#rawId, this.#seq, Buffer.from(JSON.stringify(meta), 'utf8'), this.#seg.index));
+    this.#seg.append(encodeFrame(FRAME_COMMIT, this.#rawId, this.#seq, Buffer.from(JSON.stringify(meta), 'utf8')));
     this.#seg.noteCommit(now);
     const settled = this.#host.settle(this.#seg);
     this.#host.released(this.#seg);
@@ -97,7 +97,7 @@ export class Entry implements JournalEntry {
     const rest = all.subarray(bytes);
     this.#held = rest.length > 0 ? [rest] : [];
     this.#heldBytes = rest.length;
-    this.#seg.append(encodeFrame(FRAME_BODY, this.#rawId, this.#seq, payload, this.#seg.index));
+    this.#seg.append(encodeFrame(FRAME_BODY, this.#rawId, this.#seq, payload));
     this.#seq += 1;
   }
 }

@@ -4,7 +4,7 @@
  *   offset  size  field
  *   0       4     magic "SRJ1"
  *   4       1     type (1 = BODY, 2 = COMMIT)
- *   5       3     segment tag: the segment number mod 2^24 - 1, plus 1 (0 in frames of older writers)
+ *   5       3     reserved, zero
  *   8       8     record id (random, unique per record)
  *   16      4     seq (BODY: chunk number from 0; COMMIT: number of BODY frames)
  *   20      4     payload length
@@ -16,12 +16,6 @@
  * frame is found and BODY frames 0..seq-1 all checked out; anything else was never acknowledged
  * (or was damaged) and is skipped. After a bad header the scanner looks for the next magic, so a
  * torn or flipped frame costs that frame only.
- *
- * Segments of the durable journal are preallocated (zero-filled ahead of the writer), so the data
- * ends where the zeros begin, not at the file's size. Damage after the last good frame that is
- * followed by nothing but zeros is the write that was cut off (torn); zeros alone are free space.
- * The segment tag keeps a frame that does not belong to this segment (a file reused, copied or
- * restored under another number) from ever being read as one of its records.
  */
 import { crc32 } from 'node:zlib';
 import type { FileHandle } from 'node:fs/promises';
@@ -37,17 +31,13 @@ export const FRAME_BODY = 1;
 export const FRAME_COMMIT = 2;
 export type FrameType = typeof FRAME_BODY | typeof FRAME_COMMIT;
 
-/** The 24-bit tag a segment's frames carry; never 0 (0 marks frames of writers before the tag). */
-export function segmentTag(segment: number): number {
-  return ((segment - 1) % 0xffffff) + 1;
-}
-
 /** Builds one frame as a single buffer (one allocation, header + payload + trailer). */
-export function encodeFrame(type: FrameType, recordId: Buffer, seq: number, payload: Buffer, segment: number): Buffer {
+export function encodeFrame(type: FrameType, recordId: Buffer, seq: number, payload: Buffer): Buffer {
   const out = Buffer.allocUnsafe(FRAME_OVERHEAD + payload.length);
   MAGIC.copy(out, 0);
   out.writeUInt8(type, 4);
-  out.writeUIntBE(segmentTag(segment), 5, 3);
+  out.writeUInt8(0, 5);
+  out.writeUInt16BE(0, 6);
   recordId.copy(out, 8, 0, 8);
   out.writeUInt32BE(seq >>> 0, 16);
   out.writeUInt32BE(payload.length, 20);
@@ -76,32 +66,13 @@ export type ScanEvent =
   | { kind: 'torn'; offset: number; bytes: number };
 
 const WINDOW = 4 * 1024 * 1024;
-const ZEROS = Buffer.alloc(64 * 1024);
-
-/** True when buf[from, to) holds only zero bytes (memcmp against a zero block, not a JS loop). */
-function isZero(buf: Buffer, from: number, to: number): boolean {
-  for (let i = from; i < to; i += ZEROS.length) {
-    const end = Math.min(to, i + ZEROS.length);
-    if (buf.compare(ZEROS, 0, end - i, i, end) !== 0) return false;
-  }
-  return true;
-}
-
-export interface ScanOptions {
-  /** Stop at a known size (a segment still being written may grow while we read it). */
-  limit?: number;
-  /** The segment's number: frames tagged with another are not its own. */
-  segment?: number;
-}
 
 /**
  * Reads a segment front to back in windows, yielding frames and the damage it stepped over.
- * Damage is held back until the next good frame: if none follows, it is reported once as the
- * torn tail (or, when it is all zeros, not at all: that is preallocated space).
+ * `limit` stops at a known size (a segment still being written may grow while we read it).
  */
-export async function* scanFrames(fh: FileHandle, options: ScanOptions = {}): AsyncGenerator<ScanEvent> {
-  const size = options.limit ?? (await fh.stat()).size;
-  const tag = options.segment === undefined ? 0 : segmentTag(options.segment);
+export async function* scanFrames(fh: FileHandle, limit?: number): AsyncGenerator<ScanEvent> {
+  const size = limit ?? (await fh.stat()).size;
   let buf = Buffer.alloc(0);
   let bufStart = 0; // file offset of buf[0]
   let pos = 0; // file offset being parsed
@@ -125,15 +96,13 @@ export async function* scanFrames(fh: FileHandle, options: ScanOptions = {}): As
     return got >= need;
   }
 
-  let pending: Array<Extract<ScanEvent, { kind: 'corrupt' }>> = [];
-  /** A non-zero byte was seen in the pending damage. */
-  let dirty = false;
   let damageStart = -1;
   let damageReason = '';
-  const closeDamage = (at: number) => {
-    if (damageStart < 0) return;
-    pending.push({ kind: 'corrupt', offset: damageStart, bytes: at - damageStart, reason: damageReason });
+  const endDamage = (at: number): ScanEvent | null => {
+    if (damageStart < 0) return null;
+    const ev: ScanEvent = { kind: 'corrupt', offset: damageStart, bytes: at - damageStart, reason: damageReason };
     damageStart = -1;
+    return ev;
   };
   const markDamage = (reason: string) => {
     if (damageStart < 0) { damageStart = pos; damageReason = reason; }
@@ -141,31 +110,26 @@ export async function* scanFrames(fh: FileHandle, options: ScanOptions = {}): As
 
   while (pos < size) {
     if (!(await ensure(HEADER_BYTES))) {
-      // Less than a header left: part of a frame, or the last bytes of free space.
-      markDamage('file ends inside a frame');
-      if (await ensure(size - pos)) dirty ||= !isZero(buf, pos - bufStart, size - bufStart);
-      else dirty = true;
-      pos = size;
-      break;
+      const d = endDamage(pos);
+      if (d) yield d;
+      // A partial header at the end: torn if it starts with (a prefix of) the magic, else damage.
+      const tail = size - pos;
+      yield { kind: 'torn', offset: pos, bytes: tail };
+      return;
     }
     const at = pos - bufStart;
     if (buf.compare(MAGIC, 0, 4, at, at + 4) !== 0) {
       markDamage('bad magic');
       // Resynchronise on the next magic inside what we hold; otherwise skip to the window end.
       const next = buf.indexOf(MAGIC, at + 1);
-      const to = next >= 0 ? bufStart + next : Math.max(pos + 1, bufStart + buf.length - 3);
-      dirty ||= !isZero(buf, at, Math.min(to, bufStart + buf.length) - bufStart);
-      pos = to;
+      pos = next >= 0 ? bufStart + next : Math.max(pos + 1, bufStart + buf.length - 3);
       continue;
     }
     const headerOk = crc32(buf.subarray(at, at + 24)) === buf.readUInt32BE(at + 24);
     const type = buf.readUInt8(at + 4);
     const length = buf.readUInt32BE(at + 20);
-    const frameTag = buf.readUIntBE(at + 5, 3);
-    if (!headerOk || length > MAX_PAYLOAD || (type !== FRAME_BODY && type !== FRAME_COMMIT)
-      || (tag !== 0 && frameTag !== 0 && frameTag !== tag)) {
-      markDamage(!headerOk ? 'header checksum mismatch' : frameTag !== tag && frameTag !== 0 ? 'frame of another segment' : 'bad frame header');
-      dirty = true;
+    if (!headerOk || length > MAX_PAYLOAD || (type !== FRAME_BODY && type !== FRAME_COMMIT)) {
+      markDamage(headerOk ? 'bad frame header' : 'header checksum mismatch');
       pos += 1;
       continue;
     }
@@ -173,35 +137,30 @@ export async function* scanFrames(fh: FileHandle, options: ScanOptions = {}): As
     const seq = buf.readUInt32BE(at + 16);
     const frameStart = pos;
     if (!(await ensure(HEADER_BYTES + length + TRAILER_BYTES))) {
-      closeDamage(frameStart);
-      pending.push({ kind: 'corrupt', offset: frameStart, bytes: size - frameStart, reason: 'file ends inside a frame' });
-      dirty = true;
-      pos = size;
-      break;
+      const d = endDamage(frameStart);
+      if (d) yield d;
+      yield { kind: 'torn', offset: frameStart, bytes: size - frameStart };
+      return;
     }
     const p = pos - bufStart + HEADER_BYTES;
     const payload = buf.subarray(p, p + length);
     if (crc32(payload) !== buf.readUInt32BE(p + length)) {
       // The header is proven good, so the length is trustworthy: skip exactly this frame.
-      closeDamage(frameStart);
-      pending.push({ kind: 'corrupt', offset: frameStart, bytes: FRAME_OVERHEAD + length, reason: 'payload checksum mismatch' });
-      dirty = true;
+      const d = endDamage(frameStart);
+      if (d) yield d;
+      yield { kind: 'corrupt', offset: frameStart, bytes: FRAME_OVERHEAD + length, reason: 'payload checksum mismatch' };
       pos = frameStart + FRAME_OVERHEAD + length;
       continue;
     }
-    closeDamage(frameStart);
-    // A good frame after damage: that damage was in the middle, report it as it was.
-    for (const d of pending) yield d;
-    pending = [];
-    dirty = false;
+    const d = endDamage(frameStart);
+    if (d) yield d;
     const frame: ScannedFrame = { type: type as FrameType, recordId, seq, payloadOffset: frameStart + HEADER_BYTES, length };
     if (type === FRAME_COMMIT) frame.payload = Buffer.from(payload);
     yield { kind: 'frame', frame };
     pos = frameStart + FRAME_OVERHEAD + length;
   }
-  closeDamage(Math.min(pos, size));
-  // Nothing good after it: a write cut off at the end (torn), or free space when only zeros.
-  if (pending.length > 0 && dirty) yield { kind: 'torn', offset: pending[0]!.offset, bytes: size - pending[0]!.offset };
+  const d = endDamage(pos);
+  if (d) yield d;
 }
 
 /** Reads and verifies one BODY payload at a known place (for openBody). */

@@ -18,7 +18,7 @@ import { replies } from '../core/replies.js';
 import { Entry, type EntryHost } from './entry.js';
 import { journalMetrics, type JournalMetrics, type JournalStats } from './metrics.js';
 import { openRecordBody, readSegment, type Damage } from './reader.js';
-import { parseSegmentName, sealedName, SegmentWriter, type Preallocation, type SegmentInfo } from './segment.js';
+import { parseSegmentName, sealedName, SegmentWriter, type SegmentInfo } from './segment.js';
 import type { SegmentHandles } from './segment-files.js';
 import { readSession, type JournalSession } from './read-only.js';
 import type { JournalEntry, JournalFilter, JournalMessageInfo, JournalRecord } from './types.js';
@@ -29,15 +29,11 @@ export type JournalConfig = Config['journal'];
 export interface OpenJournalOptions {
   /** Clock in ms (tests of time-based retention pass their own). */
   now?: () => number;
-  /** Zero-fill segments ahead of the writer in `durable` mode (default true; the bench compares). */
-  preallocate?: boolean;
 }
 
 export function journalUnavailable(message: string, cause?: unknown): StorerouteError {
   return new StorerouteError('JOURNAL_UNAVAILABLE', message, replies.journalUnavailable(), { cause });
 }
-
-const PREALLOC_STEP = 4 * 1024 * 1024;
 
 interface SyncWaiter { seg: SegmentWriter; resolve: () => void; reject: (e: unknown) => void }
 
@@ -49,8 +45,6 @@ export class FileJournal implements EntryHost {
   readonly #clock: () => number;
   readonly #rotateBytes: number;
   readonly #rotateAfterMs: number;
-  /** Durable mode zero-fills segments ahead of the writer (see SegmentWriter#extend). */
-  readonly #prealloc: Preallocation | null;
   #sealed: SegmentInfo[] = [];
   #active!: SegmentWriter;
   /** Rotated out, still finishing in-flight records. */
@@ -75,10 +69,6 @@ export class FileJournal implements EntryHost {
     this.#metrics = journalMetrics(obs.metrics, () => this.stats());
     this.#rotateBytes = Math.min(config.segmentBytes, Math.max(64 * 1024, Math.floor(config.maxBytes / 4)));
     this.#rotateAfterMs = Math.max(1000, Math.floor(config.retentionMs / 5));
-    // Only `durable` waits on fsync, the one thing preallocation makes cheaper; elsewhere it would
-    // only cost the zero writes. 4 MiB steps: one metadata commit per 4 MiB instead of per fsync.
-    const step = Math.min(PREALLOC_STEP, this.#rotateBytes);
-    this.#prealloc = config.durability === 'durable' && options.preallocate !== false ? { step, limit: this.#rotateBytes + step } : null;
   }
 
   now(): number {
@@ -102,7 +92,7 @@ export class FileJournal implements EntryHost {
       }
     }
     this.#sealed.sort((a, b) => a.index - b.index);
-    this.#active = await SegmentWriter.create(this.dir, this.#nextIndex++, this.now(), this.#prealloc);
+    this.#active = await SegmentWriter.create(this.dir, this.#nextIndex++, this.now());
     if (this.#config.durability === 'interval') {
       this.#timers.push(setInterval(() => this.#syncAll(), this.#config.fsyncIntervalMs).unref());
     }
@@ -117,8 +107,7 @@ export class FileJournal implements EntryHost {
     let summary = { records: 0, firstCommit: 0, lastCommit: 0, goodEnd: 0, tornAt: null as number | null };
     try {
       for await (const _ of readSegment(file, {}, (d) => this.#damage(d), { summary: (s) => { summary = s; } })) { /* count only */ }
-      // Cut whatever follows the last good frame: a torn write, and the zeros of preallocated space.
-      if ((await stat(file)).size > summary.goodEnd) await truncate(file, summary.goodEnd);
+      if (summary.tornAt !== null && summary.tornAt >= summary.goodEnd) await truncate(file, summary.tornAt);
       if (summary.records === 0) {
         await unlink(file);
         return null;
@@ -223,7 +212,7 @@ export class FileJournal implements EntryHost {
   /** Starts a new active segment; the old one drains its in-flight records, then seals. */
   #rotate(): void {
     if (this.#creating || this.#closed) return;
-    this.#creating = SegmentWriter.create(this.dir, this.#nextIndex++, this.now(), this.#prealloc).then((next) => {
+    this.#creating = SegmentWriter.create(this.dir, this.#nextIndex++, this.now()).then((next) => {
       const old = this.#active;
       this.#active = next;
       this.#draining.add(old);

@@ -5,7 +5,7 @@
 import type { FileHandle } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { FRAME_BODY, readPayload, scanFrames } from './frame.js';
-import { JournalRecordGoneError, openSegment, segmentIndex, type OpenedSegment, type SegmentHandles } from './segment-files.js';
+import { JournalRecordGoneError, openSegment, type OpenedSegment, type SegmentHandles } from './segment-files.js';
 import type { JournalFilter, JournalRecipient, JournalRecord } from './types.js';
 
 export interface Damage {
@@ -90,7 +90,7 @@ export async function* readSegment(
   const bodies = new Map<string, Array<[number, number] | undefined>>();
   const result: SegmentScanResult = { records: 0, firstCommit: 0, lastCommit: 0, goodEnd: 0, tornAt: null };
   try {
-    for await (const ev of scanFrames(fh, { limit: options.limit, segment: segmentIndex(file) })) {
+    for await (const ev of scanFrames(fh, options.limit)) {
       if (ev.kind === 'torn') {
         result.tornAt = ev.offset;
         if (!options.expectTornTail) onDamage({ file, kind: 'torn', offset: ev.offset, bytes: ev.bytes, reason: 'file ends inside a frame' });

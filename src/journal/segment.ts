@@ -37,14 +37,6 @@ export const openName = (index: number) => `seg-${pad(index)}.open`;
 export const sealedName = (index: number, firstCommit: number, lastCommit: number, records: number) =>
   `seg-${pad(index)}-${firstCommit}-${lastCommit}-${records}.seg`;
 
-/** Zero-filling ahead of the writer: `step` bytes at a time, never past `limit`. */
-export interface Preallocation {
-  step: number;
-  limit: number;
-}
-
-const ZERO_BLOCK = Buffer.alloc(1024 * 1024);
-
 /** What the journal knows of every segment on disk, written or sealed. */
 export interface SegmentInfo {
   index: number;
@@ -84,32 +76,18 @@ export class SegmentWriter implements SegmentInfo {
   #written = 0;
   #synced = 0;
   #chain: Promise<void> = Promise.resolve();
-  readonly #prealloc: Preallocation | null;
-  /** Zero-filled and fdatasync'd up to here: writes below it change no file metadata. */
-  #allocated = 0;
-  /** An extension in flight, zero-filling from #extendFrom. */
-  #extending: Promise<void> | null = null;
-  #extendFrom = 0;
-  #finished = false;
 
-  private constructor(dir: string, index: number, fh: FileHandle, createdAt: number, prealloc: Preallocation | null) {
+  private constructor(dir: string, index: number, fh: FileHandle, createdAt: number) {
     this.dir = dir;
     this.index = index;
     this.file = join(dir, openName(index));
     this.#fh = fh;
     this.createdAt = createdAt;
-    this.#prealloc = prealloc;
   }
 
-  /** With `prealloc`, the first step is zero-filled before the segment takes records. */
-  static async create(dir: string, index: number, now: number, prealloc: Preallocation | null = null): Promise<SegmentWriter> {
+  static async create(dir: string, index: number, now: number): Promise<SegmentWriter> {
     const fh = await open(join(dir, openName(index)), 'wx');
-    const seg = new SegmentWriter(dir, index, fh, now, prealloc);
-    if (prealloc) {
-      seg.#extend();
-      await seg.#extending;
-    }
-    return seg;
+    return new SegmentWriter(dir, index, fh, now);
   }
 
   /** Queues bytes; returns the offset just past them. Never blocks. */
@@ -121,36 +99,7 @@ export class SegmentWriter implements SegmentInfo {
       // The outcome reaches callers through flush()/sync(); a failure poisons the segment.
       this.#run(() => this.#writePending()).catch(() => undefined);
     }
-    if (this.#prealloc && !this.#extending && this.bytes + this.#prealloc.step / 2 > this.#allocated) this.#extend();
     return this.bytes;
-  }
-
-  /**
-   * Zero-fills the next step past everything queued and fdatasyncs it, off the write chain: the
-   * size change and block allocation are committed once per step instead of by every group-commit
-   * fsync (ext4 makes fdatasync of an appended file commit its metadata; of an overwrite, not).
-   * A data write reaching into the step waits for it (#writePending), so zeros never land on data.
-   * A failure only ends preallocation for this segment: appends work without it.
-   */
-  #extend(): void {
-    const p = this.#prealloc;
-    if (!p || this.#finished) return;
-    const from = Math.max(this.#allocated, this.bytes);
-    const to = Math.min(from + p.step, p.limit);
-    if (to <= from) return;
-    this.#extendFrom = from;
-    this.#extending = (async () => {
-      // Block by block, each made durable at once: a group-commit fdatasync running meanwhile
-      // flushes every dirty page of the file, so it must never find megabytes of zeros waiting.
-      for (let off = from; off < to; off += ZERO_BLOCK.length) {
-        const n = Math.min(ZERO_BLOCK.length, to - off);
-        await this.#fh.write(ZERO_BLOCK, 0, n, off);
-        await this.#fh.datasync();
-        this.#allocated = off + n;
-      }
-    })().catch(() => {
-      this.#finished = true; // no more preallocation here; the writes themselves report real trouble
-    }).finally(() => { this.#extending = null; });
   }
 
   noteCommit(at: number): void {
@@ -165,10 +114,10 @@ export class SegmentWriter implements SegmentInfo {
   }
 
   /** Resolves once everything queued before the call is written and fdatasync'd. */
-  sync(onSynced: (seconds: number) => void, force = false): Promise<void> {
+  sync(onSynced: (seconds: number) => void): Promise<void> {
     const target = this.bytes;
     return this.#run(async () => {
-      if (this.#synced >= target && !force) return;
+      if (this.#synced >= target) return;
       const upTo = this.#written;
       const started = process.hrtime.bigint();
       await this.#fh.datasync();
@@ -182,16 +131,10 @@ export class SegmentWriter implements SegmentInfo {
     return this.#run(async () => undefined);
   }
 
-  /**
-   * Writes what is queued, cuts the preallocated space off, optionally fsyncs, closes and renames
-   * to the sealed name: a sealed segment is exactly its frames.
-   */
+  /** Writes what is queued, optionally fsyncs, closes and renames to the sealed name. */
   async seal(fsync: boolean, onSynced: (seconds: number) => void): Promise<string | null> {
-    this.#finished = true;
-    await this.#extending;
-    await this.flush();
-    if (this.#prealloc) await this.#run(() => this.#fh.truncate(this.#written));
-    if (fsync) await this.sync(onSynced, true);
+    if (fsync) await this.sync(onSynced);
+    else await this.flush();
     await this.#run(() => this.#fh.close());
     if (this.records === 0) {
       await unlink(this.file);
@@ -206,8 +149,6 @@ export class SegmentWriter implements SegmentInfo {
 
   /** Closes without sealing after a failure (the .open file is recovered at the next start). */
   async abandon(): Promise<void> {
-    this.#finished = true;
-    await this.#extending;
     await this.#fh.close().catch(() => undefined);
   }
 
@@ -228,8 +169,6 @@ export class SegmentWriter implements SegmentInfo {
     this.#writeQueued = false;
     let bufs = this.#pending;
     this.#pending = [];
-    const extending = this.#extending;
-    if (extending && this.#written + bufs.reduce((n, b) => n + b.length, 0) > this.#extendFrom) await extending;
     while (bufs.length > 0) {
       const total = bufs.reduce((n, b) => n + b.length, 0);
       const { bytesWritten } = await this.#fh.writev(bufs, this.#written);

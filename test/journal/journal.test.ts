@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { copyFile, mkdir, open, readdir, readFile, rename, stat, truncate, writeFile } from 'node:fs/promises';
+import { open, readdir, readFile, rename, stat, truncate, writeFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
@@ -193,73 +193,6 @@ describe('journal durability', () => {
     await off.close();
     opened.length = 0;
     expect(off.stats().fsyncs).toBe(0);
-  });
-});
-
-describe('journal preallocation (durable)', () => {
-  const openFile = async () => join(dir, (await segmentFiles()).find((n) => n.endsWith('.open'))!);
-
-  it('zero-fills the open segment ahead of the writer and seals it to exactly its frames', async () => {
-    const j = await start({ durability: 'durable' });
-    for (let i = 0; i < 5; i++) await journalOne(j, message(`p${i}@x`, 20_000), [recipient('a@example.com')]);
-    const written = j.stats().bytes;
-    // Ahead of the writer: a whole step (4 MiB) is allocated, far past what was written.
-    expect((await stat(await openFile())).size).toBeGreaterThanOrEqual(4 * 1024 * 1024);
-    // A reader of the live file takes the zeros for free space: every record, no damage.
-    const damage: unknown[] = [];
-    expect(await readAll(openJournalReader(dir, (d) => damage.push(d)).read())).toHaveLength(5);
-    expect(damage).toEqual([]);
-    await j.close();
-    opened.length = 0;
-    const [sealed] = await segmentFiles();
-    expect(sealed).toMatch(/\.seg$/);
-    expect((await stat(join(dir, sealed!))).size).toBe(written);
-  });
-
-  it('a preallocated segment left by a crash recovers every record, counts no damage and is cut to its data', async () => {
-    const j = await start({ durability: 'durable' });
-    for (let i = 0; i < 4; i++) await journalOne(j, message(`c${i}@x`), [recipient('a@example.com')], { messageId: `<c${i}@x>` });
-    const written = j.stats().bytes;
-    // What kill -9 leaves: the .open file as it is now (frames, then zeros), without the lock.
-    const crashed = join(dir, 'crashed');
-    await mkdir(crashed);
-    const file = await openFile();
-    await copyFile(file, join(crashed, basename(file)));
-    // And a second crash copy whose last frame was cut off half-way into the zeros (a torn write).
-    const torn = join(dir, 'torn');
-    await mkdir(torn);
-    const bytes = await readFile(file);
-    const lastFrame = bytes.lastIndexOf(Buffer.from('SRJ1'), written - 1);
-    bytes.fill(0, lastFrame + 40, written);
-    await writeFile(join(torn, basename(file)), bytes);
-
-    const o = obs();
-    const j2 = await openJournal(journalConfig(crashed), o);
-    opened.push(j2);
-    expect((await readAll(j2.read())).map((r) => r.messageId)).toEqual(['<c0@x>', '<c1@x>', '<c2@x>', '<c3@x>']);
-    expect(j2.stats().corruptFramesSkipped).toBe(0);
-    const recovered = (await readdir(crashed)).filter((n) => n.endsWith('.seg'));
-    expect(recovered).toHaveLength(1);
-    expect((await stat(join(crashed, recovered[0]!))).size).toBe(written);
-
-    const j3 = await openJournal(journalConfig(torn), obs());
-    opened.push(j3);
-    expect((await readAll(j3.read())).map((r) => r.messageId)).toEqual(['<c0@x>', '<c1@x>', '<c2@x>']);
-    expect(j3.stats().corruptFramesSkipped).toBe(1);
-  });
-
-  it('frames written for another segment number are never read as records of this one', async () => {
-    const j = await start({ durability: 'durable' });
-    await journalOne(j, message('only@x'), [recipient('a@example.com')], { messageId: '<only@x>' });
-    await j.close();
-    opened.length = 0;
-    const [sealed] = await segmentFiles();
-    // The same bytes under another number: a file reused or restored under the wrong name.
-    await copyFile(join(dir, sealed!), join(dir, sealed!.replace('seg-00000001-', 'seg-00000007-')));
-    await copyFile(join(dir, sealed!), join(dir, 'seg-00000008.open'));
-    const j2 = await start({ durability: 'durable' });
-    expect((await readAll(j2.read())).map((r) => r.messageId)).toEqual(['<only@x>']);
-    expect(await segmentFiles()).not.toContain('seg-00000008.open');
   });
 });
 
