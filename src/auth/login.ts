@@ -142,6 +142,10 @@ export function createLoginHandler(config: AuthConfig, directory: Directory, thr
     const { user, store, master } = route;
     if (user.state === 'suspended') return failure(req, userKey, counted, { why: 'suspended' });
 
+    const backendUser = user.name !== req.user ? user.name : undefined;
+    // Submission goes to the relay, which does not depend on the user's mailbox store being up.
+    if (req.protocol === 'smtp') return { answer: answers.ok(config.smtp!.server, config.smtp!.port, backendUser), detail: { server: config.smtp!.server } };
+
     const detail = { store: store.name, slot: master.name, epoch: store.epoch, version: route.version };
     if (user.state === 'moving') return hold(req, userKey, 'user-moving', detail);
     if (store.state === 'failing-over') return hold(req, userKey, 'store-failing-over', detail);
@@ -149,8 +153,6 @@ export function createLoginHandler(config: AuthConfig, directory: Directory, thr
     if (master.state !== 'up') return hold(req, userKey, 'master-not-up', detail);
 
     if (holds.size > 0) holds.release(`${req.protocol}\u0000${userKey}\u0000${req.clientIp}`);
-    const backendUser = user.name !== req.user ? user.name : undefined;
-    if (req.protocol === 'smtp') return { answer: answers.ok(config.smtp!.server, config.smtp!.port, backendUser), detail };
     const port = req.protocol === 'imap' ? master.imap : master.pop3;
     return { answer: answers.ok(master.ip, port, backendUser), detail };
   }

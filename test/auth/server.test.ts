@@ -116,6 +116,16 @@ describe('refusing a login', () => {
     expect((await exchange(rig.port, { user: null, pass: null, method: 'none', protocol: 'smtp' })).auth)
       .toEqual(['Auth-Status: OK', 'Auth-Server: 127.0.0.20', 'Auth-Port: 587']);
   });
+
+  it('checks smtp passwords in directory mode and does not hold submission for a failing-over mailbox store', async () => {
+    rig = await startAuthRig({ verify: 'directory', smtp: { server: '127.0.0.20', port: 587 } });
+    await rig.directory.setPasswordHash('alice', await hashPassword('right', { N: 1024, r: 8, p: 1 }), 'test');
+    await rig.directory.setStoreState('store1', 'failing-over', 'test');
+    expect((await exchange(rig.port, { user: 'Alice', pass: 'right', protocol: 'smtp' })).auth)
+      .toEqual(['Auth-Status: OK', 'Auth-Server: 127.0.0.20', 'Auth-Port: 587', 'Auth-User: alice']);
+    expect((await exchange(rig.port, { user: 'alice', pass: PASSWORD, protocol: 'smtp' })).auth).toEqual(INVALID_WAIT);
+    expect((await exchange(rig.port, { user: 'alice', pass: 'right', protocol: 'imap' })).auth).toEqual(WAIT);
+  });
 });
 
 describe('holding a login while its store cannot take it', () => {
