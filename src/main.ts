@@ -2,11 +2,13 @@
  * Composition root: config → logger, metrics, directory → journal → LMTP proxy, auth_http, admin
  * API; signals and draining. The only place where capabilities meet. Nothing runs at import.
  */
+import { existsSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { pino, type Logger } from 'pino';
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import type { Config } from './config/index.js';
 import type { Observability } from './core/deps.js';
+import { ConfigError } from './core/errors.js';
 import { createDirectory, createRedisClient } from './directory/index.js';
 import type { Directory } from './directory/types.js';
 import { openJournal, replayStore, parseReplayRequest, type Journal } from './journal/index.js';
@@ -40,7 +42,22 @@ export function createMetrics(): Registry {
   return registry;
 }
 
+/**
+ * An embedded directory file that does not exist (a typo in the path, a missing volume) would
+ * start an empty directory in which every recipient is unknown: every message would bounce.
+ * Refuse to start instead, unless a seed says what the first directory is.
+ */
+function assertEmbeddedDirectoryExists(config: Config['directory']): void {
+  if (config.backend !== 'embedded' || config.embedded.seed || existsSync(config.embedded.file)) return;
+  throw new ConfigError('(config)', [{
+    path: 'directory.embedded.file',
+    message: `${config.embedded.file} does not exist and no directory.embedded.seed is set: refusing to serve an empty directory ` +
+      '(every recipient would be unknown). Create it with `storeroute directory apply FILE`, or set a seed.',
+  }]);
+}
+
 export async function startStoreroute(config: Config, logger = createLogger(config.log)): Promise<Running> {
+  assertEmbeddedDirectoryExists(config.directory);
   const obs: Observability = { logger, metrics: createMetrics() };
   const stops: Array<() => Promise<void>> = [];
   // Unwind what started so far if a later part fails: a half-started proxy must not linger.

@@ -57,6 +57,13 @@ describe('storeroute serve with the example configuration', () => {
     }
   });
 
+  it('refuses to serve an embedded directory file that does not exist (everyone would be unknown)', async () => {
+    const config = exampleConfigInTempDir();
+    delete config.directory.embedded.seed;
+    await expect(startStoreroute(config, testLogger())).rejects.toThrow(/directory\.embedded\.file: .* does not exist/);
+    expect(existsSync(config.directory.embedded.file)).toBe(false);
+  });
+
   it('refuses to start, and leaves nothing listening, when a part fails', async () => {
     const config = exampleConfigInTempDir();
     config.auth.listen = { host: '203.0.113.1', port: 0 }; // not an address of this machine: listen fails

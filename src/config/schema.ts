@@ -27,6 +27,7 @@ export type ConfigInput = z.input<typeof configSchema>;
 /** Paths whose values `config print` and logs replace with "[redacted]". */
 export const SECRET_PATHS = [
   'directory.redis.password',
+  'directory.redis.sentinelPassword',
   'directory.redis.url',
   'auth.sharedSecret.value',
   'admin.token',

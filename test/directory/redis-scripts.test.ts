@@ -6,7 +6,7 @@ import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config/index.js';
 import {
-  createDirectory, DirectoryConflictError, DirectoryRuleError, directoryKeys, type Directory,
+  createDirectory, DirectoryConflictError, DirectoryRuleError, DirectoryUnavailableError, directoryKeys, type Directory,
 } from '../../src/directory/index.js';
 import { defineScripts, loadScriptSources } from '../../src/directory/redis/scripts.js';
 import { startRedis, uniquePrefix, type RedisServer } from '../helpers/redis.js';
@@ -74,7 +74,7 @@ describe('directory Lua scripts', () => {
     }
   });
 
-  it('resolve answers the bare version for an unknown user, else one JSON text [version, user, store, slot]', async () => {
+  it('resolve answers the bare version for an unknown user, -1 when dangling, 0 when empty, else one JSON text [version, user, store, slot]', async () => {
     const d = await open();
     await seedLayout(d);
     await d.setPasswordHash('alice', 'scrypt$16384$8$1$c2/sdA==$aGFz/aA==', 'test');
@@ -92,9 +92,16 @@ describe('directory Lua scripts', () => {
       // An entry spelled differently from what the scripts write (spaces): the decode fallback finds it.
       await raw.hset(keys.users, 'carol', '{ "name": "carol", "state": "active", "store": "store2" }');
       expect((await d.resolve('carol'))?.master.name).toBe('slot301');
-      // A user whose store vanished (written around the scripts): unknown, not an error.
+      // A user whose store vanished (written around the scripts): inconsistent, so transient —
+      // never "unknown user", which would bounce the mail.
       await raw.hset(keys.users, 'dave', JSON.stringify({ name: 'dave', store: 'gone', state: 'active' }));
-      expect(await s.resolve(keys.read, 'dave')).toBe(version);
+      expect(await s.resolve(keys.read, 'dave')).toBe(-1);
+      await expect(d.resolve('dave')).rejects.toBeInstanceOf(DirectoryUnavailableError);
+      // No version key: this Redis holds no directory (lost its data, wrong db or prefix): 0, and
+      // resolve() raises DirectoryUnavailableError for known and unknown names alike.
+      await raw.del(keys.version);
+      expect(await s.resolve(keys.read, 'nobody')).toBe(0);
+      await expect(d.resolve('nobody')).rejects.toBeInstanceOf(DirectoryUnavailableError);
     } finally {
       client.disconnect();
     }

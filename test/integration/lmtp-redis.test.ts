@@ -79,8 +79,19 @@ describe('LMTP proxy while the Redis directory is unreachable', () => {
     expect(a.messages.length + b.messages.length).toBe(0);
   });
 
-  it('resumes once Redis is back, and routes by what Redis says then, not by what was cached', async () => {
+  it('treats a Redis that came back empty as unavailable, not as "every user unknown"', async () => {
     await redis.start();
+    // No persistence: the directory is gone. Bouncing every recipient with 550 would be a disaster;
+    // an uninitialised directory must tempfail until an operator restores it.
+    // Wait until the proxy reaches the new Redis (re-subscribed, cache trusted again) …
+    const ready = await waitFor(async () => (directory as unknown as { cacheLive?: boolean }).cacheLive !== false, 10_000, 'feed back');
+    expect(ready).toBe(true);
+    // … and still: unknown to an empty directory is not "unknown user".
+    expect(await rcpt('alice@example.org')).toBe(UNAVAILABLE);
+    expect(await rcpt('nobody@example.org')).toBe(UNAVAILABLE);
+  });
+
+  it('resumes once Redis is back, and routes by what Redis says then, not by what was cached', async () => {
     // The restarted Redis was restored from a layout in which s1 has failed over to b1.
     await waitFor(async () => {
       try {

@@ -17,6 +17,7 @@
  */
 import type { Redis } from 'ioredis';
 import { withDeadline } from '../../core/deadline.js';
+import { DirectoryUnavailableError } from '../../core/errors.js';
 import type { Observability } from '../../core/deps.js';
 import type { AuditRecord, ChangeEvent, DirectorySnapshot, Route, Slot, Store, User } from '../model.js';
 import { Listeners, MutatingDirectory, type Backend, type FeedEvent } from '../backend.js';
@@ -214,6 +215,10 @@ export class RedisDirectory extends MutatingDirectory implements Backend {
     } catch (err) {
       throw mapRedisError(err, 'lookup');
     }
+    if (r === 0) {
+      throw new DirectoryUnavailableError('the Redis directory is empty (no version key): not initialised, wrong db or keyPrefix, or Redis lost its data');
+    }
+    if (r === -1) throw new DirectoryUnavailableError(`user ${JSON.stringify(userName)}: its store or master slot is missing`);
     if (typeof r !== 'string') return null;
     const [version, user, store, master] = JSON.parse(r) as [number, User, Store, Slot];
     return { version, user, store, master };

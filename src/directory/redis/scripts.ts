@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import type { Redis } from 'ioredis';
 import type { Mutation } from '../rules.js';
 
-export const SCRIPT_VERSION = 2;
+export const SCRIPT_VERSION = 3;
 
 export const MUTATION_SCRIPTS = [
   'createSlot', 'updateSlot', 'deleteSlot', 'setSlotState',
@@ -45,7 +45,7 @@ type ScriptFn = (...keysAndArgs: string[]) => Promise<unknown>;
 /** The typed boundary to the dynamically defined commands: the only cast to a script function. */
 export interface DirectoryScripts {
   mutate(script: MutationScript, keys: string[], args: string[]): Promise<[number, string]>;
-  /** The version (unknown user), or the JSON text `[version, user, store, slot]` (resolve.lua). */
+  /** The JSON text `[version, user, store, slot]`, or version (unknown user), 0 (no directory), -1 (dangling): resolve.lua. */
   resolve(keys: string[], user: string): Promise<number | string>;
 }
 
