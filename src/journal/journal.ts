@@ -17,7 +17,8 @@ import { StorerouteError } from '../core/errors.js';
 import { replies } from '../core/replies.js';
 import { Entry, type EntryHost } from './entry.js';
 import { journalMetrics, type JournalMetrics, type JournalStats } from './metrics.js';
-import { openRecordBody, readSegment, type Damage } from './reader.js';
+import { openRecordBody, readSegment, type Damage, type ReadSegmentOptions } from './reader.js';
+import { damageSummary, DamageMemory, logSegmentDamage } from './damage.js';
 import { parseSegmentName, sealedName, SegmentWriter, type SegmentInfo } from './segment.js';
 import type { SegmentHandles } from './segment-files.js';
 import { readSession, type JournalSession } from './read-only.js';
@@ -58,6 +59,7 @@ export class FileJournal implements EntryHost {
   #timers: NodeJS.Timeout[] = [];
   #closed = false;
   #corruptSkipped = 0;
+  readonly #damageSeen = new DamageMemory();
   #fsyncs = 0;
   #fsyncSeconds = 0;
 
@@ -102,20 +104,27 @@ export class FileJournal implements EntryHost {
     this.#log.info({ dir: this.dir, segments: this.#sealed.length, durability: this.#config.durability }, 'journal_opened');
   }
 
-  /** A segment left `.open` by a crash: keep its complete records, cut a torn tail, seal it. */
+  /**
+   * A segment left `.open` by a crash: keep its complete records, cut a torn tail, seal it. One
+   * warning per segment, with its damage summed up (not one line per damaged frame).
+   */
   async #recover(file: string, index: number): Promise<SegmentInfo | null> {
     let summary = { records: 0, firstCommit: 0, lastCommit: 0, goodEnd: 0, tornAt: null as number | null };
+    const found: Damage[] = [];
     try {
-      for await (const _ of readSegment(file, {}, (d) => this.#damage(d), { summary: (s) => { summary = s; } })) { /* count only */ }
+      const onDamage = (d: Damage) => { if (this.#countDamage(d)) found.push(d); };
+      for await (const _ of readSegment(file, {}, onDamage, { summary: (s) => { summary = s; } })) { /* count only */ }
       if (summary.tornAt !== null && summary.tornAt >= summary.goodEnd) await truncate(file, summary.tornAt);
+      const damage = found.length > 0 ? damageSummary(found) : {};
       if (summary.records === 0) {
         await unlink(file);
+        if (found.length > 0) this.#log.warn({ ...damage, file, records: 0 }, 'journal_segment_recovered');
         return null;
       }
       const target = join(this.dir, sealedName(index, summary.firstCommit, summary.lastCommit, summary.records));
       await rename(file, target);
       const { size } = await stat(target);
-      this.#log.warn({ file, records: summary.records, tornAt: summary.tornAt }, 'journal_segment_recovered');
+      this.#log.warn({ ...damage, file, records: summary.records, tornAt: summary.tornAt }, 'journal_segment_recovered');
       return { index, file: target, sealed: true, bytes: size, records: summary.records,
         firstCommit: summary.firstCommit, lastCommit: summary.lastCommit };
     } catch (err) {
@@ -125,11 +134,22 @@ export class FileJournal implements EntryHost {
     }
   }
 
-  #damage(d: Damage): void {
+  /** Counts damage the first time this process sees it; true when it was new. */
+  #countDamage(d: Damage): boolean {
+    if (!this.#damageSeen.first(d)) return false;
     this.#corruptSkipped += 1;
     this.#metrics.corrupt.inc({ kind: d.kind });
-    this.#log.warn({ file: d.file, kind: d.kind, offset: d.offset, bytes: d.bytes, reason: d.reason, recordId: d.recordId },
-      'journal_frame_skipped');
+    return true;
+  }
+
+  /** readSegment, counting its damage once and warning once for the segment when any was new. */
+  async *#readCounted(file: string, filter: JournalFilter, options: ReadSegmentOptions): AsyncGenerator<JournalRecord> {
+    const found: Damage[] = [];
+    try {
+      yield* readSegment(file, filter, (d) => { if (this.#countDamage(d)) found.push(d); }, options);
+    } finally {
+      logSegmentDamage(this.#log, found);
+    }
   }
 
   begin(info: JournalMessageInfo): JournalEntry {
@@ -256,6 +276,7 @@ export class FileJournal implements EntryHost {
 
   async #delete(seg: SegmentInfo, reason: 'age' | 'size'): Promise<void> {
     this.#sealed = this.#sealed.filter((s) => s !== seg);
+    this.#damageSeen.forget(seg.index);
     try {
       await unlink(seg.file);
       this.#metrics.deletedSegments.inc({ reason });
@@ -274,13 +295,12 @@ export class FileJournal implements EntryHost {
     const since = filter.since?.getTime() ?? 0;
     const sealed = this.#sealed.filter((s) => s.lastCommit >= since);
     const live = [...this.#draining, this.#active].sort((a, b) => a.index - b.index);
-    const onDamage = (d: Damage) => this.#damage(d);
-    for (const seg of sealed) yield* readSegment(seg.file, filter, onDamage, { handles });
+    for (const seg of sealed) yield* this.#readCounted(seg.file, filter, { handles });
     for (const seg of live) {
       const sealing = this.#sealing.get(seg);
       if (sealing) {
         await sealing; // read it complete, under its sealed name
-        if (!seg.failed) yield* readSegment(seg.file, filter, onDamage, { handles });
+        if (!seg.failed) yield* this.#readCounted(seg.file, filter, { handles });
         continue;
       }
       const limit = seg.bytes;
@@ -290,7 +310,7 @@ export class FileJournal implements EntryHost {
         continue; // a failed segment: its records were never acknowledged
       }
       // It may seal (rename) before the open below: readSegment follows it by number.
-      yield* readSegment(seg.file, filter, onDamage, { limit, handles });
+      yield* this.#readCounted(seg.file, filter, { limit, handles });
     }
   }
 

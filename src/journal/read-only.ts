@@ -10,6 +10,7 @@ import type { Readable } from 'node:stream';
 import { openRecordBody, openSessionBody, readSegment, type Damage } from './reader.js';
 import { parseSegmentName } from './segment.js';
 import { SegmentHandles } from './segment-files.js';
+import { DamageMemory } from './damage.js';
 import type { JournalFilter, JournalRecord } from './types.js';
 
 /**
@@ -42,7 +43,13 @@ export function readSession(read: (filter: JournalFilter, handles: SegmentHandle
   };
 }
 
-export function openJournalReader(dir: string, onDamage: (d: Damage) => void = () => undefined): JournalReader {
+/**
+ * `onDamage` hears of each damaged frame once for the life of this reader, however many passes
+ * (replays) cross it.
+ */
+export function openJournalReader(dir: string, onNewDamage: (d: Damage) => void = () => undefined): JournalReader {
+  const seen = new DamageMemory();
+  const onDamage = (d: Damage) => { if (seen.first(d)) onNewDamage(d); };
   async function* read(filter: JournalFilter = {}, handles?: SegmentHandles): AsyncIterable<JournalRecord> {
     let names: string[];
     try {

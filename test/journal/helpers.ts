@@ -7,6 +7,7 @@ import { parseConfig } from '../../src/config/index.js';
 import type { Config } from '../../src/config/index.js';
 import type { Journal, JournalRecipient } from '../../src/journal/index.js';
 import { replies } from '../../src/core/replies.js';
+import { pino, type Logger } from 'pino';
 
 export async function tempDir(tag = 'journal'): Promise<{ dir: string; cleanup: () => Promise<void> }> {
   const dir = await mkdtemp(join(tmpdir(), `storeroute-${tag}-`));
@@ -48,4 +49,11 @@ export async function bodyOf(journal: Pick<Journal, 'openBody'>, record: Paramet
   const parts: Buffer[] = [];
   for await (const c of journal.openBody(record)) parts.push(c as Buffer);
   return Buffer.concat(parts);
+}
+
+/** A logger whose lines are kept (parsed) for the test to look at. */
+export function capturingLogger(): { logger: Logger; lines: Array<Record<string, unknown> & { level: number; msg: string }> } {
+  const lines: Array<Record<string, unknown> & { level: number; msg: string }> = [];
+  const logger = pino({ level: 'debug' }, { write: (s: string) => { lines.push(JSON.parse(s) as (typeof lines)[number]); } });
+  return { logger, lines };
 }

@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { open, readdir, readFile, rename, stat, truncate, writeFile } from 'node:fs/promises';
+import { open, readdir, readFile, rename, stat, truncate, unlink, writeFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
@@ -9,7 +9,7 @@ import { formatReply } from '../../src/core/replies.js';
 import { StorerouteError } from '../../src/core/errors.js';
 import { testLogger, testRegistry } from '../helpers/logger.js';
 import { waitFor } from '../helpers/ports.js';
-import { bodyOf, journalConfig, journalOne, message, readAll, recipient, sha, tempDir } from './helpers.js';
+import { bodyOf, capturingLogger, journalConfig, journalOne, message, readAll, recipient, sha, tempDir } from './helpers.js';
 
 let dir: string;
 let cleanup: () => Promise<void>;
@@ -272,6 +272,51 @@ describe('journal crash safety', () => {
     expect(records.map((r) => r.messageId)).toEqual([0, 1, 2, 3, 5, 6, 8, 9].map((i) => `<r${i}@x>`));
     for (const r of records) expect(sha(await bodyOf(j, r))).toBe(r.sha256);
     expect(j.stats().corruptFramesSkipped).toBeGreaterThanOrEqual(2);
+  });
+
+  it('counts each damaged frame of a sealed segment once however often it is read, with one warning for the segment', async () => {
+    const file = await writeTen();
+    const buf = await readFile(file);
+    for (const id of ['r4@x', 'r7@x']) {
+      const hit = buf.indexOf(id); // inside the record's body frame
+      buf[hit + 1] = buf[hit + 1]! ^ 0x20;
+    }
+    await writeFile(file, buf);
+    const { logger, lines } = capturingLogger();
+    const o = { logger, metrics: testRegistry() };
+    const j = await start({}, {}, o);
+    expect(lines.filter((l) => l.level >= 40)).toEqual([]); // a sealed segment is not scanned at start-up
+    for (let pass = 0; pass < 3; pass++) expect(await readAll(j.read())).toHaveLength(8);
+    for await (const _ of j.session().read()) { /* a replay's pass */ }
+    // 2 body frames damaged, so 2 records incomplete: 4 damage events, each counted once.
+    expect(j.stats().corruptFramesSkipped).toBe(4);
+    expect(await o.metrics.getSingleMetricAsString('storeroute_journal_corrupt_frames_total')).toMatch(/kind="corrupt"} 2\n[^]*kind="incomplete"} 2/);
+    const warnings = lines.filter((l) => l.level >= 40);
+    expect(warnings.map((l) => l.msg)).toEqual(['journal_segment_damaged']);
+    expect(warnings[0]).toMatchObject({ file, frames: 4, kinds: { corrupt: 2, incomplete: 2 } });
+  });
+
+  it('start-up logs one warning per damaged segment it recovers, and later reads add nothing', async () => {
+    const file = await writeTen();
+    const buf = await readFile(file);
+    for (const id of ['r2@x', 'r5@x']) {
+      const hit = buf.indexOf(id);
+      buf[hit + 1] = buf[hit + 1]! ^ 0x20;
+    }
+    const crashed = join(dir, 'seg-00000001.open');
+    await writeFile(crashed, buf.subarray(0, buf.length - 100)); // and a torn tail
+    await unlink(file);
+    const { logger, lines } = capturingLogger();
+    const o = { logger, metrics: testRegistry() };
+    const j = await start({}, {}, o);
+    const warnings = () => lines.filter((l) => l.level >= 40);
+    expect(warnings().map((l) => l.msg)).toEqual(['journal_segment_recovered']);
+    expect(warnings()[0]).toMatchObject({ file: crashed, records: 7, frames: 5, kinds: { corrupt: 2, incomplete: 2, torn: 1 } });
+    const counted = j.stats().corruptFramesSkipped;
+    expect(counted).toBe(5);
+    for (let pass = 0; pass < 2; pass++) expect(await readAll(j.read())).toHaveLength(7);
+    expect(j.stats().corruptFramesSkipped).toBe(counted);
+    expect(warnings()).toHaveLength(1);
   });
 
   it('a garbage segment file never stops start-up or delivery', async () => {
