@@ -93,6 +93,8 @@ export function createAuthServer(deps: AuthServerDeps): AuthServer {
   function finish(res: ServerResponse, protocol: string, started: number, answer: AuthAnswer, fields: Record<string, unknown>): void {
     const headers = answer.headers;
     headers['Content-Length'] = '0';
+    // nginx reads only Auth-* headers; without Date two equal answers are equal bytes (and shorter).
+    res.sendDate = false;
     res.writeHead(answer.httpStatus, headers);
     res.end();
     record(protocol, answer.result, (performance.now() - started) / 1000);
