@@ -87,6 +87,7 @@ export async function startStoreroute(config: Config, logger = createLogger(conf
       const throttle = redis
         ? createRedisThrottle(redis, config.directory.redis.keyPrefix, config.auth.throttle)
         : createMemoryThrottle(config.auth.throttle);
+      stops.push(() => throttle.close());
       const auth = createAuthServer({ config: config.auth, directory, throttle, obs });
       running.auth = await auth.listen();
       stops.push(() => auth.close());
