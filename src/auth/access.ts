@@ -4,6 +4,27 @@
  */
 import { BlockList, isIP } from 'node:net';
 import { timingSafeEqual } from 'node:crypto';
+import type { Config } from '../config/index.js';
+import type { FileProblem } from '../core/errors.js';
+
+/**
+ * Rules across auth keys that the schema does not hold, checked when the auth server is created
+ * (`storeroute serve` then refuses to start, exit 2). Not in the schema because a config without
+ * an auth block must still parse for every other command and component.
+ *
+ * The shared secret is required: allowFrom alone (by default every local address) would let any
+ * local process ask where a user's mailbox lives, and learn which users exist from OK vs
+ * Invalid. `allowWithoutSecret: true` is the explicit, logged opt-out.
+ */
+export function authConfigProblems(auth: Config['auth']): FileProblem[] {
+  if (!auth.enabled || auth.sharedSecret || auth.allowWithoutSecret) return [];
+  return [{
+    path: 'auth.sharedSecret',
+    message: 'required while auth is enabled: set { header, value } and the same `auth_http_header` line in nginx '
+      + '(or set auth.allowWithoutSecret: true to accept that any process on an allowFrom address can ask where '
+      + 'mailboxes live and which users exist)',
+  }];
+}
 
 /** "10.0.0.0/8", "::1/128" or a bare address. null when it is neither. */
 function parseCidr(entry: string): { address: string; prefix: number; family: 'ipv4' | 'ipv6' } | null {

@@ -10,7 +10,8 @@ import { Counter, Gauge, Histogram } from 'prom-client';
 import type { Config } from '../config/index.js';
 import type { Directory } from '../directory/types.js';
 import type { Observability } from '../core/deps.js';
-import { addressSet, secretMatches } from './access.js';
+import { addressSet, authConfigProblems, secretMatches } from './access.js';
+import { ConfigError } from '../core/errors.js';
 import { createLoginHandler } from './login.js';
 import { isBadRequest, parseAuthRequest } from './request.js';
 import { answers, rawResponse, STATUS_INVALID, type AuthAnswer, type AuthResult } from './response.js';
@@ -18,6 +19,7 @@ import { createMemoryThrottleStore, type ThrottleStore } from './throttle.js';
 import { createRedisThrottleStore } from './throttle-redis.js';
 import type { Cluster, Redis } from 'ioredis';
 
+export { authConfigProblems } from './access.js';
 export { hashPassword, verifyPassword, isPasswordHash, DEFAULT_SCRYPT, type ScryptParams } from './password.js';
 export { createMemoryThrottleStore, type ThrottleStore, type ThrottleCounts } from './throttle.js';
 export { createRedisThrottleStore, type RedisThrottleOptions } from './throttle-redis.js';
@@ -78,9 +80,13 @@ function authMetrics(obs: Observability, heldLogins: () => number) {
   };
 }
 
+/** Throws a ConfigError naming `auth.sharedSecret` when the endpoint would answer anyone (see access.ts). */
 export function createAuthServer(deps: AuthServerDeps): AuthServer {
   const { config, directory, throttle, obs } = deps;
+  const problems = authConfigProblems(config);
+  if (problems.length > 0) throw new ConfigError('(config)', problems);
   const logger = obs.logger.child({ component: 'auth' });
+  if (!config.sharedSecret) logger.warn({ allowFrom: config.allowFrom }, 'auth_without_shared_secret');
   const allowFrom = addressSet(config.allowFrom);
   const secretHeader = config.sharedSecret?.header.toLowerCase();
   const secretValue = config.sharedSecret ? Buffer.from(config.sharedSecret.value, 'utf8') : null;

@@ -1,6 +1,15 @@
 /**
  * The decision for one parsed login: route it, refuse it, or hold it. Pure of HTTP: takes an
  * AuthRequest, returns an AuthAnswer (see response.ts). index.ts does the wire, metrics and logs.
+ *
+ * Hiding which users exist: an unknown user gets exactly the bytes of a wrong password, but only
+ * `verify: directory` can make the two indistinguishable. In `verify: backend` we answer an
+ * unknown user ourselves at once (Invalid + Auth-Wait), while a known user is routed (OK) and the
+ * wrong password is refused by Cyrus, after its ~3 s failed-login delay, with Cyrus's own text.
+ * A client therefore tells "no such user" (fast, our text) from "wrong password" (slow, Cyrus's
+ * text) by timing and wording. Backend mode cannot fix that without knowing the password; where
+ * user enumeration matters, use directory mode (scrypt hash on the user record, the same work
+ * burnt for unknown users: burnVerification).
  */
 import type { Logger } from 'pino';
 import type { Config } from '../config/index.js';

@@ -46,7 +46,10 @@ export async function startAuthRig(auth: ConfigInput['auth'] = {}, options: {
   const opened = options.directory ? null : await openDirectory();
   const directory = options.directory ?? opened!.directory;
   if (options.seed !== false && opened) await seedDirectory(directory);
-  const config = parseConfig({ auth: { listen: { port: 0 }, ...auth } }).auth;
+  // Requests in these tests are nginx's without an auth_http_header unless a test sets a secret,
+  // so the rig takes the explicit opt-out then (the refusal without it is tested in secret.test.ts).
+  const optOut = auth.sharedSecret || auth.allowWithoutSecret !== undefined ? {} : { allowWithoutSecret: true };
+  const config = parseConfig({ auth: { listen: { port: 0 }, ...optOut, ...auth } }).auth;
   const lines: string[] = [];
   const sink = new Writable({ write(chunk, _enc, cb) { lines.push(String(chunk)); cb(); } });
   const logger = pino({ level: 'debug' }, sink);

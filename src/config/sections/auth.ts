@@ -16,11 +16,22 @@ export const authSection = z.strictObject({
   enabled: z.boolean().default(true),
   listen: z.strictObject({ host: host.default('127.0.0.1'), port: portOrZero.default(9000) }).prefault({}),
   path: z.string().startsWith('/').default('/auth'),
-  /** nginx `auth_http_header NAME VALUE;` — requests without it get 403. */
+  /**
+   * nginx `auth_http_header NAME VALUE;` — requests without it get 403. Required while auth is
+   * enabled (checked at start-up, src/auth/access.ts authConfigProblems): without it any local process may ask where a user's
+   * mailbox lives and, in `verify: directory` mode, test passwords, or in `backend` mode learn
+   * which users exist (OK vs Invalid).
+   */
   sharedSecret: z.strictObject({
     header: z.string().regex(/^[A-Za-z0-9-]+$/, { message: 'expected a header name (letters, digits, -)' }).default('X-Storeroute-Secret'),
     value: secret,
   }).optional(),
+  /**
+   * Serve without a shared secret (only allowFrom guards the endpoint). Risky: every process on an
+   * allowed address (by default any local one) gets backend addresses and can probe which users
+   * exist. Only for a socket nothing else can reach.
+   */
+  allowWithoutSecret: z.boolean().default(false),
   /** Client addresses (of nginx) allowed to ask, as IPs or CIDRs. */
   allowFrom: z.array(cidr).default(['127.0.0.0/8', '::1/128']),
   /** `backend`: the IMAP server checks the password. `directory`: scrypt hash on the user record. */
@@ -59,3 +70,4 @@ export const authSection = z.strictObject({
     port,
   }).nullable().default(null),
 });
+
