@@ -35,6 +35,10 @@ export const RECIPIENT_DOMAIN = 'bench.test';
 
 /** The child: a proxy whose one store's master is the sink; users 1u … 5u and u. */
 async function proxyChild(sinkPort: number): Promise<void> {
+  // tsx turns on source-mapped stack traces; production runs dist/ with plain node, where they are
+  // off. Left on, every client that resets its connection (smtp-source does, once per
+  // connection) costs a source-map lookup when Node captures the error's stack.
+  process.setSourceMapsEnabled(false);
   const tmp = await mkdtemp(join(tmpdir(), 'sr-bench-lmtp-'));
   const obs = { logger: pino({ level: 'info' }, pino.destination({ dest: '/dev/null', sync: true })), metrics: new Registry() };
   const config = parseConfig({
