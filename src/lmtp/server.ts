@@ -60,12 +60,22 @@ function replyClass(r: Reply): string {
   return `${Math.floor(r.code / 100)}xx`;
 }
 
-/** smtp-server logs bunyan-style with printf arguments; pino would drop them. */
+/** Socket errors smtp-server itself treats as a client hanging up (its QUIET_SOCKET_ERRORS). */
+const CLIENT_HANG_UPS = new Set(['ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH']);
+
+/**
+ * smtp-server logs bunyan-style with printf arguments; pino would drop them. Its own error-level
+ * line for a client that hung up is debug here: outside a transaction it is routine (postfix
+ * and smtp-source close that way), and inside one smtp-server also emits 'error', which is
+ * logged as lmtp_client_error.
+ */
 function smtpLogger(logger: Logger) {
   const at = (level: 'debug' | 'warn') => (meta: Record<string, unknown>, fmt: string, ...args: unknown[]) => {
-    if (!logger.isLevelEnabled(level)) return;
     const { err, tnx, cid } = meta;
-    logger[level]({ tnx, cid, err }, 'smtp_server', format(fmt, ...args));
+    const code = (err as { code?: unknown } | undefined)?.code;
+    const lvl = level === 'warn' && typeof code === 'string' && CLIENT_HANG_UPS.has(code) ? 'debug' : level;
+    if (!logger.isLevelEnabled(lvl)) return;
+    logger[lvl]({ tnx, cid, err }, 'smtp_server', format(fmt, ...args));
   };
   const l = { trace: at('debug'), debug: at('debug'), info: at('debug'), warn: at('warn'), error: at('warn'),
     fatal: at('warn'), child: () => l };

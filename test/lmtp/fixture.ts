@@ -14,6 +14,7 @@ import { startLmtpBackend, type LmtpBackend } from '../helpers/lmtp-backend.js';
 import { freePort } from '../helpers/ports.js';
 import { testLogger, testRegistry } from '../helpers/logger.js';
 import type { Registry } from 'prom-client';
+import type { Logger } from 'pino';
 
 export interface Fixture {
   port: number;
@@ -27,9 +28,9 @@ export interface Fixture {
 }
 
 export async function startFixture(opts: { lmtp?: ConfigInput['lmtp']; journal?: JournalSink;
-  journalConfig?: ConfigInput['journal'] } = {}): Promise<Fixture> {
+  journalConfig?: ConfigInput['journal']; logger?: Logger } = {}): Promise<Fixture> {
   const tmp = await mkdtemp(join(tmpdir(), 'sr-lmtp-'));
-  const obs = { logger: testLogger(), metrics: testRegistry() };
+  const obs = { logger: opts.logger ?? testLogger(), metrics: testRegistry() };
   const config = parseConfig({
     directory: { backend: 'embedded', embedded: { file: join(tmp, 'directory.json') } },
     lmtp: { listen: { host: '127.0.0.1', port: 0 }, hostname: 'proxy.test', ...opts.lmtp },
