@@ -4,8 +4,6 @@
  * Protocol notes live in request.ts (what nginx sends) and response.ts (what it understands);
  * the decision itself in login.ts.
  */
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { Socket } from 'node:net';
 import { Counter, Gauge, Histogram } from 'prom-client';
 import type { Config } from '../config/index.js';
 import type { Directory } from '../directory/types.js';
@@ -14,7 +12,8 @@ import { addressSet, authConfigProblems, secretMatches } from './access.js';
 import { ConfigError } from '../core/errors.js';
 import { createLoginHandler } from './login.js';
 import { isBadRequest, parseAuthRequest } from './request.js';
-import { answers, rawResponse, STATUS_INVALID, type AuthAnswer, type AuthResult } from './response.js';
+import { answers, STATUS_INVALID, type AuthAnswer, type AuthResult } from './response.js';
+import { createHttpServer, type Exchange, type HttpRequest } from './http.js';
 import { createMemoryThrottleStore, type ThrottleStore } from './throttle.js';
 import { createRedisThrottleStore } from './throttle-redis.js';
 import type { Cluster, Redis } from 'ioredis';
@@ -33,6 +32,9 @@ export function createRedisThrottle(client: Redis | Cluster, keyPrefix: string, 
 export function createMemoryThrottle(_throttle?: Config['auth']['throttle']): ThrottleStore {
   return createMemoryThrottleStore();
 }
+
+/** How long a kept-alive nginx connection may sit idle (sent to nginx as Keep-Alive: timeout=5). */
+const KEEP_ALIVE_TIMEOUT_MS = 5_000;
 
 export interface AuthServerDeps {
   config: Config['auth'];
@@ -96,13 +98,9 @@ export function createAuthServer(deps: AuthServerDeps): AuthServer {
   const debugOn = () => logger.isLevelEnabled('debug');
 
   /** Writes the answer, counts it, logs it. No per-request closures: this is the hot path. */
-  function finish(res: ServerResponse, protocol: string, started: number, answer: AuthAnswer, fields: Record<string, unknown>): void {
+  function finish(exchange: Exchange, protocol: string, started: number, answer: AuthAnswer, fields: Record<string, unknown>): void {
     const headers = answer.headers;
-    headers['Content-Length'] = '0';
-    // nginx reads only Auth-* headers; without Date two equal answers are equal bytes (and shorter).
-    res.sendDate = false;
-    res.writeHead(answer.httpStatus, headers);
-    res.end();
+    exchange.respond(answer.httpStatus, headers);
     record(protocol, answer.result, (performance.now() - started) / 1000);
     if (answer.result === 'ok' && !debugOn()) return;
     const line = { result: answer.result, status: headers['Auth-Status'], wait: headers['Auth-Wait'], ...fields };
@@ -111,78 +109,67 @@ export function createAuthServer(deps: AuthServerDeps): AuthServer {
     else logger.info(line, `auth_${answer.result}`);
   }
 
-  async function onRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  async function onRequest(req: HttpRequest, exchange: Exchange): Promise<void> {
     const started = performance.now();
-    const path = req.url === config.path ? config.path : req.url?.split('?', 1)[0];
+    const path = req.target === config.path ? config.path : req.target.split('?', 1)[0];
     if (req.method !== 'GET' || path !== config.path) {
-      res.writeHead(req.method !== 'GET' ? 405 : 404, { 'Content-Length': '0' });
-      res.end();
+      exchange.respond(req.method !== 'GET' ? 405 : 404, {});
       return;
     }
-    const remote = req.socket.remoteAddress;
-    if (!allowFrom.has(remote)) return finish(res, 'unknown', started, answers.forbidden(), { remote, why: 'address-not-allowed' });
+    const remote = req.remoteAddress;
+    if (!allowFrom.has(remote)) return finish(exchange, 'unknown', started, answers.forbidden(), { remote, why: 'address-not-allowed' });
     if (secretValue && !secretMatches(req.headers[secretHeader!], secretValue)) {
       const why = req.headers[secretHeader!] === undefined ? 'secret-missing' : 'secret-wrong';
-      return finish(res, 'unknown', started, answers.forbidden(), { remote, why });
+      return finish(exchange, 'unknown', started, answers.forbidden(), { remote, why });
     }
 
     const parsed = parseAuthRequest(req.headers);
     const protocol = parsed.protocol ?? 'unknown';
     if (isBadRequest(parsed)) {
       // No Auth-Wait: nginx closes the client's connection. Only the problem is logged, not the value.
-      return finish(res, protocol, started, answers.invalid(null, 'bad_request'),
+      return finish(exchange, protocol, started, answers.invalid(null, 'bad_request'),
         { problem: parsed.problem, clientIp: parsed.clientIp, attempt: parsed.attempt });
     }
     try {
       const outcome = await handler.decide(parsed);
-      finish(res, protocol, started, outcome.answer,
+      finish(exchange, protocol, started, outcome.answer,
         { user: parsed.user, clientIp: parsed.clientIp, protocol, attempt: parsed.attempt, ...outcome.detail });
     } catch (err) {
       // Nothing here is expected to throw; if it does the answer is transient, never a refusal.
       const who = { user: parsed.user, clientIp: parsed.clientIp, protocol, attempt: parsed.attempt };
       logger.error({ err, ...who }, 'auth_internal_error');
-      finish(res, protocol, started,
+      finish(exchange, protocol, started,
         answers.temporary(parsed.attempt < config.maxLoginAttempts && config.failWaitSeconds > 0 ? config.failWaitSeconds : null), who);
     }
   }
 
-  const server = createServer({
-    maxHeaderSize: config.maxHeaderBytes,
-    requestTimeout: config.requestTimeoutMs,
-    headersTimeout: config.requestTimeoutMs,
-    keepAliveTimeout: 5_000,
-  }, (req, res) => void onRequest(req, res));
-  server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
-    if (err.code === 'ECONNRESET' || !socket.writable) { socket.destroy(); return; }
-    const tooLarge = err.code === 'HPE_HEADER_OVERFLOW';
-    logger.info({ code: err.code, remote: socket.remoteAddress }, tooLarge ? 'auth_request_too_large' : 'auth_bad_http');
-    record('unknown', 'bad_request', 0);
-    // A clean answer nginx understands: a refusal without Auth-Wait, so it closes that session.
-    socket.end(rawResponse(tooLarge ? 431 : 400, tooLarge ? 'Request Header Fields Too Large' : 'Bad Request', { 'Auth-Status': STATUS_INVALID }));
+  // A request that cannot be read gets a clean answer nginx understands: a refusal without
+  // Auth-Wait, so it closes that session (400, or 431 for an over-long head).
+  const refusal = { headers: { 'Auth-Status': STATUS_INVALID } };
+  const server = createHttpServer({
+    maxHeaderBytes: config.maxHeaderBytes,
+    requestTimeoutMs: config.requestTimeoutMs,
+    keepAliveTimeoutMs: KEEP_ALIVE_TIMEOUT_MS,
+  }, {
+    request: (req, exchange) => void onRequest(req, exchange),
+    badRequest(problem, remote) {
+      logger.info({ code: problem, remote }, problem === 'header-too-large' ? 'auth_request_too_large' : 'auth_bad_http');
+      record('unknown', 'bad_request', 0);
+      return refusal;
+    },
+    timeout(remote) {
+      logger.info({ remote, timeoutMs: config.requestTimeoutMs }, 'auth_request_timeout');
+    },
   });
 
   let closed = false;
   return {
-    listen() {
-      return new Promise((resolve, reject) => {
-        server.once('error', reject);
-        server.listen(config.listen.port, config.listen.host, () => {
-          server.off('error', reject);
-          const addr = server.address();
-          resolve({ port: addr && typeof addr === 'object' ? addr.port : config.listen.port });
-        });
-      });
-    },
+    listen: () => server.listen(config.listen.port, config.listen.host),
     async close() {
       if (closed) return;
       closed = true;
       handler.close();
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeIdleConnections();
-        // In-flight answers are short; anything still open after the current tick is a stuck peer.
-        setImmediate(() => server.closeAllConnections());
-      });
+      await server.close();
     },
   };
 }

@@ -4,10 +4,11 @@
  * Client-IP, [Client-Host], [Auth-SMTP-*], [Auth-SSL*], then every `auth_http_header`.
  *
  * Auth-User and Auth-Pass are the client's bytes with only space, `%` and control characters
- * (0x00–0x1f) %-escaped; UTF-8 comes raw. Node hands header values over as latin1 strings, i.e.
- * one char per byte, so we go back to bytes, undo the escapes, then decode UTF-8 strictly.
+ * (0x00–0x1f) %-escaped; UTF-8 and DEL come raw. http.ts hands header values over as latin1 strings,
+ * i.e. one char per byte, so we go back to bytes, undo the escapes, then decode UTF-8 strictly.
  */
-import type { IncomingHttpHeaders } from 'node:http';
+/** Lower-case header names → latin1 values, as src/auth/http.ts (and node:http) produce them. */
+export type RequestHeaders = Readonly<Record<string, string | string[] | undefined>>;
 
 export type AuthProtocol = 'imap' | 'pop3' | 'smtp';
 
@@ -85,7 +86,7 @@ export function passwordBytes(req: AuthRequest): Buffer | null {
   return pass && pass.length <= MAX_PASS_BYTES ? pass : null;
 }
 
-function one(headers: IncomingHttpHeaders, name: string): string | undefined {
+function one(headers: RequestHeaders, name: string): string | undefined {
   const v = headers[name];
   return Array.isArray(v) ? v[0] : v;
 }
@@ -99,7 +100,7 @@ function badRequest(problem: BadAuthRequest['problem'], protocol: AuthProtocol |
   return { problem, protocol, clientIp, attempt };
 }
 
-export function parseAuthRequest(headers: IncomingHttpHeaders): AuthRequest | BadAuthRequest {
+export function parseAuthRequest(headers: RequestHeaders): AuthRequest | BadAuthRequest {
   const protocol = parseProtocol(one(headers, 'auth-protocol'));
   const clientIp = one(headers, 'client-ip');
   const attemptText = one(headers, 'auth-login-attempt');

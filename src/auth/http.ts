@@ -1,0 +1,321 @@
+/**
+ * The HTTP side of auth_http: a small request reader over node:net instead of node:http.
+ *
+ * Why not node:http: nginx's auth_http request is a fixed, tiny subset of HTTP (a GET with a few
+ * headers, no body, one request per connection unless keep-alive is configured), and nginx opens
+ * a new connection for every login. Measured (bench/auth.ts), node:http's per-connection machinery
+ * (IncomingMessage/ServerResponse objects, llhttp parser set-up, header objects, the
+ * connections-checking timers, corked writes) cost more than everything we do per login, and a
+ * bare node:http server alone reached only ~0.5 of nginx's rate. No package fits: the alternatives
+ * are either full HTTP servers with the same per-connection costs (undici has no server), native
+ * add-ons, or unmaintained parsers. What we need is ~200 lines: read up to an empty line, check
+ * the bytes, split "Name: value" lines, answer with one write.
+ *
+ * What is accepted (strict where it matters, robust where nginx cannot be wrong):
+ * - request line `METHOD SP target SP HTTP/1.0|1.1`; leading empty lines skipped (RFC 9112 2.2);
+ * - lines end in CRLF; a bare LF is tolerated too (nginx never sends one);
+ * - NUL, a bare CR and other control characters (except HTAB) anywhere in the head → 400, like
+ *   node:http. DEL (0x7f) and bytes ≥ 0x80 are accepted in values: nginx does not escape DEL in
+ *   Auth-Pass (nor UTF-8), so refusing them refused real passwords;
+ * - header names are tokens; no obs-fold, no space before the colon (→ 400); values are trimmed
+ *   of SP/HTAB only and kept as latin1 (one char per byte, as node:http hands them over);
+ *   a repeated header is joined with ", " (as node:http does for these headers);
+ * - no body: a Content-Length other than 0 or any Transfer-Encoding → 400 (nginx sends none;
+ *   refusing them means no request smuggling on a kept-alive connection);
+ * - head larger than maxHeaderBytes → 431; a head not complete within requestTimeoutMs of the
+ *   connection (or, kept alive, of the request's first byte) → connection dropped;
+ * - keep-alive: HTTP/1.1 unless `Connection: close`, HTTP/1.0 with `Connection: keep-alive`;
+ *   idle kept-alive connections close after keepAliveTimeoutMs; requests on one connection are
+ *   answered in order (pipelining is safe: the next head is read after the answer is written).
+ * Answers carry no Date header (nginx reads only Auth-*; equal answers are equal bytes).
+ */
+import { createServer, type Server, type Socket } from 'node:net';
+
+export interface HttpRequest {
+  method: string;
+  /** Request target as sent (path and query). */
+  target: string;
+  /** Lower-case names → latin1 values (one char per byte); repeated headers joined with ", ". */
+  headers: Record<string, string | undefined>;
+  remoteAddress: string | undefined;
+}
+
+export interface HttpLimits {
+  maxHeaderBytes: number;
+  requestTimeoutMs: number;
+  keepAliveTimeoutMs: number;
+}
+
+/** Why a request could not be read (logged as `code`). */
+export type HttpProblem = 'header-too-large' | 'bad-byte' | 'bad-request-line' | 'bad-header' | 'body-not-expected';
+
+export interface Exchange {
+  /** Writes the answer (status, headers in order, Content-Length 0) and continues or closes. */
+  respond(status: number, headers: Readonly<Record<string, string>>): void;
+}
+
+export interface HttpHandlers {
+  request(req: HttpRequest, exchange: Exchange): void;
+  /** A request that could not be read; the answer (400/431) is written by the reader. */
+  badRequest(problem: HttpProblem, remoteAddress: string | undefined): { headers: Record<string, string> };
+  /** A partial request that did not complete in time (connection dropped). */
+  timeout(remoteAddress: string | undefined): void;
+}
+
+export interface HttpServer {
+  listen(port: number, host: string): Promise<{ port: number }>;
+  close(): Promise<void>;
+}
+
+const REASONS: Record<number, string> = {
+  200: 'OK', 204: 'No Content', 400: 'Bad Request', 403: 'Forbidden', 404: 'Not Found', 405: 'Method Not Allowed',
+  431: 'Request Header Fields Too Large',
+};
+const STATUS_LINES = new Map(Object.entries(REASONS).map(([code, reason]) => [Number(code), `HTTP/1.1 ${code} ${reason}\r\n`]));
+
+/** Control characters other than HTAB/LF, and a CR not followed by LF. */
+// eslint-disable-next-line no-control-regex -- finding control bytes is the point
+const BAD_BYTES = /[\x00-\x08\x0b\x0c\x0e-\x1f]|\r(?!\n)/;
+const LINE_END = /\r?\n/;
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+const REQUEST_LINE = /^([!#$%&'*+\-.^_`|~0-9A-Za-z]+) ([\x21-\x7e]+) HTTP\/1\.([01])$/;
+
+/** Index just past the first empty line (CRLF or bare LF), or -1. */
+function headEnd(s: string): number {
+  const crlf = s.indexOf('\n\r\n');
+  const lf = s.indexOf('\n\n');
+  if (crlf === -1) return lf === -1 ? -1 : lf + 2;
+  return lf !== -1 && lf < crlf ? lf + 2 : crlf + 3;
+}
+
+/** SP/HTAB only: String.prototype.trim would also eat 0xA0, a byte of many UTF-8 characters. */
+function trimOws(s: string): string {
+  let a = 0;
+  let b = s.length;
+  while (a < b && (s.charCodeAt(a) === 32 || s.charCodeAt(a) === 9)) a++;
+  while (b > a && (s.charCodeAt(b - 1) === 32 || s.charCodeAt(b - 1) === 9)) b--;
+  return a === 0 && b === s.length ? s : s.slice(a, b);
+}
+
+function hasToken(list: string, token: string): boolean {
+  for (const t of list.split(',')) if (trimOws(t).toLowerCase() === token) return true;
+  return false;
+}
+
+interface ParsedHead { method: string; target: string; headers: Record<string, string | undefined>; keepAlive: boolean }
+
+/** Reads one complete head (request line, header lines, empty line). */
+export function parseHead(head: string): ParsedHead | HttpProblem {
+  if (BAD_BYTES.test(head)) return 'bad-byte';
+  const lines = head.split(LINE_END);
+  const m = REQUEST_LINE.exec(lines[0]!);
+  if (!m) return 'bad-request-line';
+  const headers: Record<string, string | undefined> = Object.create(null) as Record<string, string | undefined>;
+  for (let i = 1; i < lines.length; i++) {
+    const line = lines[i]!;
+    if (line === '') break;
+    const colon = line.indexOf(':');
+    if (colon <= 0) return 'bad-header';
+    const name = line.slice(0, colon);
+    if (!TOKEN.test(name)) return 'bad-header'; // also: obs-fold, a space before the colon
+    const key = name.toLowerCase();
+    const value = trimOws(line.slice(colon + 1));
+    const prev = headers[key];
+    headers[key] = prev === undefined ? value : `${prev}, ${value}`;
+  }
+  const length = headers['content-length'];
+  if (headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0')) return 'body-not-expected';
+  const connection = headers.connection;
+  const keepAlive = m[3] === '1'
+    ? connection === undefined || !hasToken(connection, 'close')
+    : connection !== undefined && hasToken(connection, 'keep-alive');
+  return { method: m[1]!, target: m[2]!, headers, keepAlive };
+}
+
+/** One client connection: reads heads, hands requests over one at a time, writes answers. */
+class Connection implements Exchange {
+  #pending = '';
+  #busy = false;
+  #keepAlive = false;
+  #done = false;
+  #peerEnded = false;
+  /** performance.now() past which the sweep drops the connection; 0 while we are the slow side. */
+  deadline: number;
+
+  constructor(readonly engine: Engine, readonly socket: Socket, readonly remoteAddress: string | undefined) {
+    this.deadline = performance.now() + engine.limits.requestTimeoutMs;
+  }
+
+  get busy(): boolean { return this.#busy; }
+  get partial(): boolean { return this.#pending.length > 0; }
+
+  onData(chunk: Buffer): void {
+    if (this.#done) return;
+    if (this.#pending.length === 0 && !this.#busy) this.deadline = performance.now() + this.engine.limits.requestTimeoutMs;
+    this.#pending = this.#pending.length === 0 ? chunk.toString('latin1') : this.#pending + chunk.toString('latin1');
+    if (this.#busy) {
+      // Pipelined bytes wait for the current answer; stop reading if they pile up.
+      if (this.#pending.length > this.engine.limits.maxHeaderBytes) this.socket.pause();
+      return;
+    }
+    this.#next();
+  }
+
+  onEnd(): void {
+    this.#peerEnded = true;
+    // Answer a request in progress first (respond closes); otherwise nothing more can come.
+    if (!this.#busy) this.#finish();
+  }
+
+  #next(): void {
+    let s = this.#pending;
+    let start = 0;
+    for (;;) {
+      const c = s.charCodeAt(start);
+      if (c === 10) start += 1;
+      else if (c === 13 && s.charCodeAt(start + 1) === 10) start += 2;
+      else break;
+    }
+    if (start > 0) s = s.slice(start);
+    const end = headEnd(s);
+    const max = this.engine.limits.maxHeaderBytes;
+    if (end === -1 || end > max) {
+      this.#pending = s;
+      if (end > max || s.length > max) this.#fail('header-too-large');
+      else if (this.#peerEnded) this.#finish();
+      return;
+    }
+    this.#pending = s.length === end ? '' : s.slice(end);
+    const head = parseHead(end === s.length ? s : s.slice(0, end));
+    if (typeof head === 'string') {
+      this.#fail(head);
+      return;
+    }
+    this.#busy = true;
+    this.#keepAlive = head.keepAlive;
+    this.deadline = 0;
+    this.engine.handlers.request({ method: head.method, target: head.target, headers: head.headers, remoteAddress: this.remoteAddress }, this);
+  }
+
+  respond(status: number, headers: Readonly<Record<string, string>>): void {
+    if (!this.#busy) throw new Error('respond() without a request in progress');
+    this.#busy = false;
+    if (this.socket.destroyed) return;
+    const keepAlive = this.#keepAlive && !this.#peerEnded && !this.engine.closing;
+    let out = STATUS_LINES.get(status) ?? `HTTP/1.1 ${status} Unknown\r\n`;
+    for (const name in headers) out += `${name}: ${headers[name]}\r\n`;
+    out += keepAlive ? this.engine.keepAliveTail : CLOSE_TAIL;
+    if (!keepAlive) {
+      this.#done = true;
+      this.socket.end(out, 'latin1');
+      this.#linger();
+      return;
+    }
+    this.socket.write(out, 'latin1');
+    const now = performance.now();
+    this.deadline = now + (this.#pending.length > 0 ? this.engine.limits.requestTimeoutMs : this.engine.limits.keepAliveTimeoutMs);
+    if (this.socket.writableNeedDrain) {
+      // A client that pipelines without reading: read no more until it takes our answers.
+      this.socket.pause();
+      this.socket.once('drain', () => { if (!this.#done) { this.socket.resume(); this.#next(); } });
+      return;
+    }
+    if (this.socket.isPaused()) this.socket.resume();
+    if (this.#pending.length > 0) this.#next();
+  }
+
+  #fail(problem: HttpProblem): void {
+    this.#done = true;
+    const { headers } = this.engine.handlers.badRequest(problem, this.remoteAddress);
+    const status = problem === 'header-too-large' ? 431 : 400;
+    let out = STATUS_LINES.get(status)!;
+    for (const name in headers) out += `${name}: ${headers[name]}\r\n`;
+    this.socket.end(out + CLOSE_TAIL, 'latin1');
+    this.#linger();
+  }
+
+  /** Nothing more to answer: close our side (the peer's close or the sweep ends the rest). */
+  #finish(): void {
+    this.#done = true;
+    this.socket.end();
+    this.#linger();
+  }
+
+  #linger(): void {
+    this.#pending = '';
+    this.deadline = performance.now() + this.engine.limits.keepAliveTimeoutMs;
+  }
+}
+
+const CLOSE_TAIL = 'Content-Length: 0\r\nConnection: close\r\n\r\n';
+
+class Engine {
+  readonly connections = new Set<Connection>();
+  readonly keepAliveTail: string;
+  closing = false;
+  #sweeper: NodeJS.Timeout | undefined;
+
+  constructor(readonly limits: HttpLimits, readonly handlers: HttpHandlers) {
+    this.keepAliveTail = `Content-Length: 0\r\nConnection: keep-alive\r\nKeep-Alive: timeout=${Math.max(1, Math.floor(limits.keepAliveTimeoutMs / 1000))}\r\n\r\n`;
+  }
+
+  accept(socket: Socket): void {
+    const conn = new Connection(this, socket, socket.remoteAddress);
+    this.connections.add(conn);
+    socket.on('data', (chunk: Buffer) => conn.onData(chunk));
+    socket.on('end', () => conn.onEnd());
+    socket.on('error', () => socket.destroy()); // a reset peer: nothing to answer
+    socket.on('close', () => this.connections.delete(conn));
+    this.#sweeper ??= this.#startSweeper();
+  }
+
+  /**
+   * One timer for all connections instead of one per connection (a timer per connection is a
+   * measurable share of a request's cost when every login is a new connection).
+   */
+  #startSweeper(): NodeJS.Timeout {
+    const every = Math.max(25, Math.min(1_000, Math.floor(Math.min(this.limits.requestTimeoutMs, this.limits.keepAliveTimeoutMs) / 4)));
+    const t = setInterval(() => {
+      const now = performance.now();
+      for (const c of this.connections) {
+        if (c.deadline === 0 || now < c.deadline) continue;
+        if (c.partial && !c.busy) this.handlers.timeout(c.remoteAddress);
+        c.socket.destroy();
+      }
+    }, every);
+    t.unref();
+    return t;
+  }
+
+  stop(): void {
+    this.closing = true;
+    if (this.#sweeper) clearInterval(this.#sweeper);
+    for (const c of this.connections) if (!c.busy) c.socket.destroy();
+  }
+}
+
+export function createHttpServer(limits: HttpLimits, handlers: HttpHandlers): HttpServer {
+  const engine = new Engine(limits, handlers);
+  // allowHalfOpen: a client that sends its request and then shuts down its side still gets the answer.
+  const server: Server = createServer({ allowHalfOpen: true, noDelay: true }, (socket) => engine.accept(socket));
+  return {
+    listen(port, host) {
+      return new Promise((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(port, host, () => {
+          server.off('error', reject);
+          const addr = server.address();
+          resolve({ port: addr && typeof addr === 'object' ? addr.port : port });
+        });
+      });
+    },
+    close() {
+      return new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        engine.stop();
+        // In-flight answers are short; anything still open after the current tick is a stuck peer.
+        setImmediate(() => { for (const c of engine.connections) c.socket.destroy(); });
+      });
+    },
+  };
+}
