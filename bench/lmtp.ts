@@ -2,7 +2,7 @@
  * LMTP proxy throughput: postfix `smtp-source -L` → storeroute → `smtp-sink -L`, against
  * `smtp-source -L` → `smtp-sink -L` directly, interleaved cell by cell in the same run.
  *
- *   npx tsx bench/lmtp.ts            # the full matrix (≈ 3–5 minutes on 2 cores)
+ *   npx tsx bench/lmtp.ts            # the full matrix (≈ 1–3 minutes on 2 cores)
  *   npx tsx bench/lmtp.ts --quick    # fewer messages per cell
  *   npx tsx bench/lmtp.ts --only '^4KB s=10'   # the cells whose label matches a regular expression
  *
