@@ -101,8 +101,10 @@ export class ReplyParser {
     if (m[2] === '-') return true;
     const lines = this.#lines;
     this.#lines = [];
-    // A multi-line reply's verdict is its last line (e.g. LHLO's capability list ends the list).
-    this.onReply({ code, lines, reply: parseReply(code, lines[0] ?? '') });
+    // A multi-line reply's verdict (code, enhanced code, text) is its last line: Cyrus lmtpd
+    // explains a missing mailbox in two "550-" lines of prose and puts "5.1.1 User unknown" on
+    // the last one. Taking the first would read it as 550 5.0.0 and miss the 5.1.1 mask (a bounce).
+    this.onReply({ code, lines, reply: parseReply(code, lines[lines.length - 1] ?? '') });
     return true;
   }
 }

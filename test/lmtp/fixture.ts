@@ -71,3 +71,14 @@ export async function startFixture(opts: { lmtp?: ConfigInput['lmtp']; journal?:
     },
   };
 }
+
+/**
+ * Adds store `store` whose master (`<store>m`) listens on `port` (e.g. a raw backend) and whose
+ * replica points at the same port, plus `users` on it.
+ */
+export async function addStoreAt(fx: Fixture, port: number, store: string, users: string[]): Promise<void> {
+  await fx.directory.createSlot({ name: `${store}m`, machine: `${store}-m1`, ip: '127.0.0.1', lmtp: port }, 'test');
+  await fx.directory.createSlot({ name: `${store}r`, machine: `${store}-m2`, ip: '127.0.0.1', lmtp: port }, 'test');
+  await fx.directory.createStore({ name: store, slots: [`${store}m`, `${store}r`], preferredMaster: `${store}m` }, 'test');
+  for (const name of users) await fx.directory.createUser({ name, store }, 'test');
+}
