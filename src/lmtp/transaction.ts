@@ -71,8 +71,10 @@ export class Transaction {
   /** Routes, relays and answers one RCPT. Never throws: every outcome is a reply. */
   async addRecipient(address: string): Promise<Reply> {
     const key = address.toLowerCase();
-    const dup = this.accepted.get(key);
-    if (dup) return dup.reply; // already at its backend once; a second RCPT there would desync the replies
+    // smtp-server keeps one envelope entry per lower-cased address, so it will ask for one final
+    // reply where postfix, having heard two 250s, waits for two: lock-step broken. The later one
+    // is deferred instead (452 4.5.3: postfix sends it again in a new transaction).
+    if (this.accepted.has(key)) return replies.tooManyRecipients();
 
     const decision = await resolveRecipient(address, this.deps.directory, this.deps.rules);
     if (!decision.ok) return decision.reply;
