@@ -23,7 +23,7 @@ export interface DataOptions {
 }
 
 export interface DataOutcome {
-  /** The final reply for each recipient, by lower-cased address. */
+  /** The final reply for each recipient, by smtp-server's envelope key (AcceptedRecipient.key). */
   replies: Map<string, Reply>;
   size: number;
   messageId: string | null;
@@ -35,7 +35,7 @@ export type SmtpDataStream = Readable & { sizeExceeded?: boolean };
 
 export async function streamData(tx: Transaction, source: SmtpDataStream, opts: DataOptions): Promise<DataOutcome> {
   const result = new Map<string, Reply>();
-  const settle = (r: AcceptedRecipient, reply: Reply) => result.set(r.address.toLowerCase(), reply);
+  const settle = (r: AcceptedRecipient, reply: Reply) => result.set(r.key, reply);
 
   // 1. DATA on every leg with recipients, concurrently; the source waits (buffered by smtp-server,
   //    then by the client's socket) until we know who takes the message.
@@ -144,7 +144,7 @@ export async function streamData(tx: Transaction, source: SmtpDataStream, opts: 
 
   for (const leg of tx.allLegs) {
     for (const r of leg.recipients) {
-      if (result.has(r.address.toLowerCase())) continue;
+      if (result.has(r.key)) continue;
       settle(r, oversized ? replies.messageTooBig() : (leg.failed?.reply ?? replies.backendLost()));
     }
   }
@@ -154,7 +154,7 @@ export async function streamData(tx: Transaction, source: SmtpDataStream, opts: 
     const delivered: JournalRecipient[] = [];
     for (const leg of tx.allLegs) {
       for (const r of leg.recipients) {
-        const reply = result.get(r.address.toLowerCase());
+        const reply = result.get(r.key);
         if (!reply || !isSuccess(reply)) continue;
         delivered.push({
           address: r.address, user: r.route.user.name, store: r.route.store.name,

@@ -20,11 +20,12 @@ import { DirectoryUnavailableError, replyFor } from '../core/errors.js';
 import { replies, type Reply } from '../core/replies.js';
 import type { Route } from '../directory/model.js';
 import type { DirectoryReader } from '../directory/types.js';
+import { asciiDomain } from './address.js';
 
 export interface RecipientRules {
   /** Characters that start a +detail (postfix recipient_delimiter); "" turns stripping off. */
   recipientDelimiter: string;
-  /** Domains whose local part is also looked up; empty: every domain. */
+  /** Domains whose local part is also looked up; empty: every domain. A-labels or Unicode. */
   localDomains: string[];
 }
 
@@ -33,14 +34,14 @@ export type RecipientDecision =
   | { ok: false; reply: Reply; reason: string };
 
 /**
- * The directory names to try, in order: the whole address (lower-cased, +detail stripped), then
- * its local part when the domain is local (or no local domains are configured).
+ * The directory names to try, in order: the whole address (lower-cased, +detail stripped, domain
+ * in A-labels), then its local part when the domain is local (or no local domains are configured).
  */
 export function lookupNames(address: string, rules: RecipientRules): string[] {
   const lower = address.toLowerCase();
   const at = lower.lastIndexOf('@');
   let local = at === -1 ? lower : lower.slice(0, at);
-  const domain = at === -1 ? '' : lower.slice(at + 1);
+  const domain = at === -1 ? '' : (asciiDomain(lower.slice(at + 1)) ?? lower.slice(at + 1));
   if (rules.recipientDelimiter) {
     let cut = -1;
     for (const d of rules.recipientDelimiter) {
@@ -52,7 +53,7 @@ export function lookupNames(address: string, rules: RecipientRules): string[] {
   }
   if (!domain) return [local];
   const names = [`${local}@${domain}`];
-  const locals = rules.localDomains.map((d) => d.toLowerCase());
+  const locals = rules.localDomains.map((d) => asciiDomain(d.toLowerCase()) ?? d.toLowerCase());
   if (locals.length === 0 || locals.includes(domain)) names.push(local);
   return names;
 }

@@ -22,6 +22,7 @@ import { createLmtpMetrics, type LmtpMetrics } from './metrics.js';
 import { Transaction } from './transaction.js';
 import { streamData, type SmtpDataStream } from './data.js';
 import { createBufferReclaimer } from './reclaim.js';
+import { asciiAddress } from './address.js';
 
 /**
  * DATA bytes received between two young-generation collections (reclaim.ts): bounds the dead
@@ -168,7 +169,9 @@ export function createLmtpServer(deps: LmtpServerDeps): LmtpServer {
       const state = stateOf(session);
       endTransaction(state); // a transaction abandoned by RSET/LHLO gives its sessions back first
       if (shuttingDown) return cb(replyError(replies.shuttingDown()));
-      state.tx = new Transaction({ address: address.address, args: (address.args || {}) as Record<string, string | boolean> }, {
+      const from = asciiAddress(address.address); // smtp-server decoded an xn-- domain: address.ts
+      if (from === null) return cb(replyError(replies.badSenderSyntax()));
+      state.tx = new Transaction({ address: from, args: (address.args || {}) as Record<string, string | boolean> }, {
         pool, directory, rules, acquireMs: config.rcptDeadlineMs,
       });
       state.busy = true;
@@ -178,8 +181,10 @@ export function createLmtpServer(deps: LmtpServerDeps): LmtpServer {
     onRcptTo(address: SMTPServerAddress, session, cb) {
       const tx = stateOf(session).tx;
       if (!tx) return cb(replyError(replies.internalError()));
+      const to = asciiAddress(address.address);
+      if (to === null) return cb(replyError(replies.badRecipientSyntax()));
       guard('RCPT', config.rcptDeadlineMs, cb, async () => {
-        const r = await tx.addRecipient(address.address);
+        const r = await tx.addRecipient(to, address.address.toLowerCase());
         if (r.code >= 400) metrics.rcptRejects.inc({ class: replyClass(r) });
         return r;
       }, (e) => tx.abandonInflight(e));

@@ -27,8 +27,10 @@ export interface Leg {
 }
 
 export interface AcceptedRecipient {
-  /** As given in RCPT TO (what the backend receives). */
+  /** As given in RCPT TO, domain in A-labels (what the backend receives). */
   address: string;
+  /** smtp-server's envelope key: its (Unicode-domain) address, lower-cased. */
+  key: string;
   route: Route;
   leg: Leg;
   reply: Reply;
@@ -58,7 +60,7 @@ export class Transaction {
   readonly mailFrom: MailFrom;
   readonly legs = new Map<string, Leg>();
   readonly allLegs: Leg[] = [];
-  /** Accepted recipients by lower-cased address (smtp-server keeps one entry per address). */
+  /** Accepted recipients by smtp-server's envelope key (it keeps one entry per lower-cased address). */
   readonly accepted = new Map<string, AcceptedRecipient>();
   /** The leg whose backend command is in flight, so a deadline can poison exactly it. */
   #inflight: Leg | null = null;
@@ -68,9 +70,11 @@ export class Transaction {
     this.mailFrom = mailFrom;
   }
 
-  /** Routes, relays and answers one RCPT. Never throws: every outcome is a reply. */
-  async addRecipient(address: string): Promise<Reply> {
-    const key = address.toLowerCase();
+  /**
+   * Routes, relays and answers one RCPT. `address` is what the backend gets (see address.ts),
+   * `key` smtp-server's envelope key for it. Never throws: every outcome is a reply.
+   */
+  async addRecipient(address: string, key: string): Promise<Reply> {
     // smtp-server keeps one envelope entry per lower-cased address, so it will ask for one final
     // reply where postfix, having heard two 250s, waits for two: lock-step broken. The later one
     // is deferred instead (452 4.5.3: postfix sends it again in a new transaction).
@@ -100,7 +104,7 @@ export class Transaction {
       const late = leg.failed as Leg['failed']; // set by abandonInflight() while we awaited
       if (late) return late.reply;
       if (!isSuccess(r)) return relayBackendReply(r);
-      const rcpt: AcceptedRecipient = { address, route: decision.route, leg, reply: r };
+      const rcpt: AcceptedRecipient = { address, key, route: decision.route, leg, reply: r };
       this.accepted.set(key, rcpt);
       leg.recipients.push(rcpt);
       return r;
