@@ -2,21 +2,24 @@
  * bench/auth — the auth_http endpoint under nginx-shaped load, beside nginx itself answering a
  * fixed auth_http reply (`add_header Auth-Status OK …; return 204;`) in the same run.
  *
- *   npx tsx bench/auth.ts [--seconds 6] [--clients 50] [--users 10000]
+ *   npx tsx bench/auth.ts [--seconds 5] [--rounds 2] [--clients 50] [--users 10000] [--generator wrk|node]
  *
  * A third server gives the floor of node:http itself: a minimal server answering from a Map.
  *
  * Processes: this one (orchestrates, starts nginx), a storeroute auth server child (embedded
- * directory with --users users, in-memory throttle, pino at info to /dev/null) and a load
- * generator child (50 concurrent clients, each a loop of: connect, write one request exactly as
- * nginx writes it, read the answer until the server closes). Then the same with keep-alive.
+ * directory with --users users, in-memory throttle, pino at info to /dev/null) and the load
+ * generator: `wrk` (Debian package `wrk`; one thread, 50 connections, each a loop of: connect,
+ * write one request exactly as nginx writes it, read the answer until the server closes) when it
+ * is installed, else two Node generator processes of 25 clients each (a single Node generator
+ * was the bottleneck: it could not push nginx past what one Node event loop can connect). Then
+ * the same with keep-alive.
  * nginx runs one worker, the same as our one Node process. Target: storeroute ≥ 0.6 of nginx's
  * req/s with a connection per request, and p99 < 10 ms.
  */
-import { execSync, fork } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { execSync, fork, spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
-import { cpus, tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
@@ -156,11 +159,90 @@ function child(args: string[]) {
   return fork(SELF, args, { execArgv: process.execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
 }
 
-function runLoad(port: number, clients: number, seconds: number, keepAlive: boolean, users: number): Promise<LoadResult> {
+function runNodeLoad(port: number, clients: number, seconds: number, keepAlive: boolean, users: number): Promise<LoadResult> {
   return new Promise((resolve, reject) => {
     const c = child(['load', String(port), String(clients), String(seconds), keepAlive ? '1' : '0', String(users)]);
     c.once('message', (m) => resolve(m as LoadResult));
     c.once('exit', (code) => { if (code) reject(new Error(`load generator exited with ${code}`)); });
+  });
+}
+
+/** Two Node generator processes (clients split between them); percentiles of the slower one. */
+async function runNodeLoadPair(port: number, clients: number, seconds: number, keepAlive: boolean, users: number): Promise<LoadResult> {
+  const half = Math.ceil(clients / 2);
+  const [a, b] = await Promise.all([runNodeLoad(port, half, seconds, keepAlive, users), runNodeLoad(port, clients - half, seconds, keepAlive, users)]);
+  return {
+    requests: a.requests + b.requests, errors: a.errors + b.errors, bad: a.bad + b.bad, seconds: Math.max(a.seconds, b.seconds),
+    p50: Math.max(a.p50, b.p50), p99: Math.max(a.p99, b.p99), max: Math.max(a.max, b.max),
+  };
+}
+
+/**
+ * wrk drives the same nginx-shaped bytes (a Lua request() returns the raw request, users cycling)
+ * and reports through done() as one JSON line. Non-2xx counts as "bad"; that every target answers
+ * Auth-Status OK to these requests is checked once before the runs (probe()).
+ */
+const WRK_SCRIPT = String.raw`
+local users = tonumber(os.getenv("BENCH_USERS"))
+local tail = "\r\nAuth-Pass: secret%20pw\r\nAuth-Protocol: imap\r\nAuth-Login-Attempt: 1\r\nClient-IP: 192.0.2.77\r\nX-Storeroute-Secret: bench-secret\r\n"
+  .. (os.getenv("BENCH_KEEPALIVE") == "1" and "Connection: keep-alive\r\n" or "") .. "\r\n"
+local n = 0
+request = function()
+  n = n + 1
+  return "GET /auth HTTP/1.0\r\nHost: 127.0.0.1\r\nAuth-Method: plain\r\nAuth-User: user" .. (n % users) .. tail
+end
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format('BENCH_JSON {"requests":%d,"us":%d,"p50":%d,"p99":%d,"max":%d,"errors":%d,"bad":%d}\n',
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99), latency.max,
+    e.connect + e.read + e.write + e.timeout, e.status))
+end
+`;
+
+function wrkInstalled(): boolean {
+  return !spawnSync('wrk', ['--version']).error;
+}
+
+let wrkScriptFile: string | undefined;
+function runWrk(port: number, clients: number, seconds: number, keepAlive: boolean, users: number, threads: number): Promise<LoadResult> {
+  if (!wrkScriptFile) {
+    wrkScriptFile = join(mkdtempSync(join(tmpdir(), 'bench-auth-wrk-')), 'nginx-auth.lua');
+    writeFileSync(wrkScriptFile, WRK_SCRIPT);
+  }
+  return new Promise((resolve, reject) => {
+    const w = spawn('wrk', ['-t', String(threads), '-c', String(clients), '-d', `${seconds}s`, '--timeout', '5s', '-s', wrkScriptFile!, `http://127.0.0.1:${port}/auth`],
+      { env: { ...process.env, BENCH_USERS: String(users), BENCH_KEEPALIVE: keepAlive ? '1' : '0' }, stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    w.stdout.on('data', (c) => { out += String(c); });
+    w.on('error', reject);
+    w.on('exit', (code) => {
+      const line = /BENCH_JSON (.*)/.exec(out)?.[1];
+      if (code !== 0 || !line) return reject(new Error(`wrk exited with ${code}: ${out}`));
+      const r = JSON.parse(line) as { requests: number; us: number; p50: number; p99: number; max: number; errors: number; bad: number };
+      resolve({ requests: r.requests - r.bad, errors: r.errors, bad: r.bad, seconds: r.us / 1e6, p50: r.p50 / 1000, p99: r.p99 / 1000, max: r.max / 1000 });
+    });
+  });
+}
+
+interface Generator { name: string; run(port: number, clients: number, seconds: number, keepAlive: boolean, users: number): Promise<LoadResult> }
+
+function pickGenerator(wanted: string | undefined, threads: number): Generator {
+  if (wanted === 'node' || (wanted === undefined && !wrkInstalled())) {
+    return { name: 'two Node generator processes (install wrk for a lighter generator)', run: runNodeLoadPair };
+  }
+  if (!wrkInstalled()) throw new Error('wrk is not installed: apt-get install wrk, or --generator node');
+  return { name: `wrk, ${threads} thread(s)`, run: (...a) => runWrk(...a, threads) };
+}
+
+/** One request to each target before measuring: the answer must be Auth-Status OK. */
+function probe(port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let got = '';
+    const s = connect(port, '127.0.0.1', () => s.write(requestFor('user1', false)));
+    s.setEncoding('latin1');
+    s.on('data', (c: string) => { got += c; });
+    s.on('error', reject);
+    s.on('close', () => (got.includes('Auth-Status: OK') ? resolve() : reject(new Error(`port ${port} answered: ${JSON.stringify(got)}`))));
   });
 }
 
@@ -196,9 +278,9 @@ function childrenOf(ppid: number): number[] {
 
 interface Measured extends LoadResult { rate: number; cpuUsPerReq: number }
 
-async function measure(port: number, pids: number[], clients: number, seconds: number, keepAlive: boolean, users: number): Promise<Measured> {
+async function measure(gen: Generator, port: number, pids: number[], clients: number, seconds: number, keepAlive: boolean, users: number): Promise<Measured> {
   const before = cpuSeconds(pids);
-  const r = await runLoad(port, clients, seconds, keepAlive, users);
+  const r = await gen.run(port, clients, seconds, keepAlive, users);
   const cpu = cpuSeconds(pids) - before;
   return { ...r, rate: r.requests / r.seconds, cpuUsPerReq: (cpu * 1e6) / Math.max(1, r.requests) };
 }
@@ -208,11 +290,13 @@ async function main(): Promise<void> {
   const clients = arg('clients', 50);
   const users = arg('users', 10_000);
   const rounds = arg('rounds', 2);
+  const gi = process.argv.indexOf('--generator');
+  const gen = pickGenerator(gi !== -1 ? process.argv[gi + 1] : undefined, arg('threads', 1));
   const { startNginx } = await import('../test/helpers/nginx.js');
   const { freePort } = await import('../test/helpers/ports.js');
 
-  console.log(`machine: ${cpus()[0]?.model ?? '?'}, ${cpus().length} cores, node ${process.version}, ${(await import('node:os')).loadavg()[0]!.toFixed(1)} load average at start`);
-  console.log(`load: ${clients} concurrent clients, ${rounds} rounds x ${seconds} s per server and mode, ${users} users, nginx-shaped HTTP/1.0 requests`);
+  console.log(`machine: ${cpus()[0]?.model ?? '?'}, ${cpus().length} cores, node ${process.version}, load average at start: ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+  console.log(`load: ${clients} concurrent clients, ${rounds} rounds x ${seconds} s per server and mode, ${users} users, nginx-shaped HTTP/1.0 requests; generator: ${gen.name}`);
 
   const server = child(['server', String(users)]);
   const { port: ourPort } = await new Promise<{ port: number }>((resolve) => server.once('message', (m) => resolve(m as { port: number })));
@@ -236,13 +320,14 @@ async function main(): Promise<void> {
   const fmt = (r: Measured) => `${Math.round(r.rate).toString().padStart(6)} req/s  p50 ${r.p50.toFixed(2)} ms  p99 ${r.p99.toFixed(2).padStart(6)} ms`
     + `  server CPU ${r.cpuUsPerReq.toFixed(0).padStart(4)} us/req  (errors ${r.errors}, non-OK ${r.bad})`;
   try {
+    for (const t of targets) await probe(t.port);
     for (const keepAlive of [false, true]) {
       const mode = keepAlive ? 'keep-alive' : 'connection per request';
-      for (const t of targets) await runLoad(t.port, clients, 1, keepAlive, users); // warm-up
+      for (const t of targets) await gen.run(t.port, clients, 1, keepAlive, users); // warm-up
       const runs = new Map<string, Measured[]>(targets.map((t) => [t.name, []]));
       // Interleaved rounds: the machine is shared, so each server sees the same mix of neighbours.
       for (let r = 0; r < rounds; r++) {
-        for (const t of targets) runs.get(t.name)!.push(await measure(t.port, t.pids, clients, seconds, keepAlive, users));
+        for (const t of targets) runs.get(t.name)!.push(await measure(gen, t.port, t.pids, clients, seconds, keepAlive, users));
       }
       const best = (name: string) => runs.get(name)!.reduce((a, b) => (b.rate > a.rate ? b : a));
       const medianCpu = (name: string) => {
@@ -260,6 +345,7 @@ async function main(): Promise<void> {
         + `${(medianCpu('nginx fixed reply') / medianCpu('minimal node:http')).toFixed(2)} by CPU per request`);
       if (!keepAlive) console.log(`  target (>= 0.60 of nginx, p99 < 10 ms): ${ratio >= 0.6 && ours.p99 < 10 ? 'met' : 'NOT met'} in this run`);
     }
+    console.log(`\nload average at end: ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
   } finally {
     await nginx.stop();
     for (const c of [server, minimal]) {

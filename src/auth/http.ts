@@ -139,6 +139,7 @@ class Connection implements Exchange {
   #keepAlive = false;
   #done = false;
   #peerEnded = false;
+  #noDelay = false;
   /** performance.now() past which the sweep drops the connection; 0 while we are the slow side. */
   deadline: number;
 
@@ -162,6 +163,8 @@ class Connection implements Exchange {
   }
 
   onEnd(): void {
+    // Already answered and ended: the socket closes by itself (a second end() would only build an error).
+    if (this.#done) return;
     this.#peerEnded = true;
     // Answer a request in progress first (respond closes); otherwise nothing more can come.
     if (!this.#busy) this.#finish();
@@ -211,6 +214,12 @@ class Connection implements Exchange {
       this.#linger();
       return;
     }
+    if (!this.#noDelay) {
+      // Only kept-alive connections can have a second answer waiting behind Nagle (pipelining);
+      // a connection that answers once and closes is spared the setsockopt.
+      this.#noDelay = true;
+      this.socket.setNoDelay(true);
+    }
     this.socket.write(out, 'latin1');
     const now = performance.now();
     this.deadline = now + (this.#pending.length > 0 ? this.engine.limits.requestTimeoutMs : this.engine.limits.keepAliveTimeoutMs);
@@ -249,6 +258,13 @@ class Connection implements Exchange {
 
 const CLOSE_TAIL = 'Content-Length: 0\r\nConnection: close\r\n\r\n';
 
+const CONNECTION = Symbol('auth-http-connection');
+type ConnectedSocket = Socket & { [CONNECTION]: Connection };
+function onSocketData(this: ConnectedSocket, chunk: Buffer): void { this[CONNECTION].onData(chunk); }
+function onSocketEnd(this: ConnectedSocket): void { this[CONNECTION].onEnd(); }
+function onSocketError(this: ConnectedSocket): void { this.destroy(); } // a reset peer: nothing to answer
+function onSocketClose(this: ConnectedSocket): void { const c = this[CONNECTION]; c.engine.connections.delete(c); }
+
 class Engine {
   readonly connections = new Set<Connection>();
   readonly keepAliveTail: string;
@@ -262,10 +278,12 @@ class Engine {
   accept(socket: Socket): void {
     const conn = new Connection(this, socket, socket.remoteAddress);
     this.connections.add(conn);
-    socket.on('data', (chunk: Buffer) => conn.onData(chunk));
-    socket.on('end', () => conn.onEnd());
-    socket.on('error', () => socket.destroy()); // a reset peer: nothing to answer
-    socket.on('close', () => this.connections.delete(conn));
+    // Shared listeners (no closures per connection): the socket finds its connection by symbol.
+    (socket as ConnectedSocket)[CONNECTION] = conn;
+    socket.on('data', onSocketData);
+    socket.on('end', onSocketEnd);
+    socket.on('error', onSocketError);
+    socket.on('close', onSocketClose);
     this.#sweeper ??= this.#startSweeper();
   }
 
@@ -297,7 +315,7 @@ class Engine {
 export function createHttpServer(limits: HttpLimits, handlers: HttpHandlers): HttpServer {
   const engine = new Engine(limits, handlers);
   // allowHalfOpen: a client that sends its request and then shuts down its side still gets the answer.
-  const server: Server = createServer({ allowHalfOpen: true, noDelay: true }, (socket) => engine.accept(socket));
+  const server: Server = createServer({ allowHalfOpen: true }, (socket) => engine.accept(socket));
   return {
     listen(port, host) {
       return new Promise((resolve, reject) => {
