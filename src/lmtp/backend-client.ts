@@ -64,6 +64,8 @@ export class BackendSession {
   #corked = false;
   #connected = false;
   #stuffer: DotStuffer | null = null;
+  /** From sending DATA until the final dot (or a DATA refusal): no command may be written. */
+  #inData = false;
   #stallTimer: NodeJS.Timeout | null = null;
   #drainWaiters: Array<{ resolve(): void; reject(e: BackendError): void }> = [];
 
@@ -92,6 +94,14 @@ export class BackendSession {
   /** True while the session can carry a new command (not failed). */
   get alive(): boolean {
     return this.#failure === null;
+  }
+
+  /**
+   * True from DATA until the final dot is written: the backend reads everything as message
+   * bytes, so the session cannot be RSET or reused, only closed (which discards the message).
+   */
+  get inData(): boolean {
+    return this.#inData;
   }
 
   /** True once we chose to end the session (QUIT, destroy): its close is not a backend failure. */
@@ -153,8 +163,11 @@ export class BackendSession {
 
   /** Sends DATA. On 354 the session is in data mode: call writeData()… then endData(). */
   async beginData(): Promise<Reply> {
-    const r = await this.#command('DATA', 'DATA', this.#timeouts.command);
+    const p = this.#command('DATA', 'DATA', this.#timeouts.command);
+    this.#inData = true;
+    const r = await p;
     if (r.code === 354) this.#stuffer = new DotStuffer();
+    else this.#inData = false;
     return r.reply;
   }
 
@@ -192,6 +205,7 @@ export class BackendSession {
     if (!this.#stuffer) throw new Error('endData outside DATA');
     const terminator = this.#stuffer.end();
     this.#stuffer = null;
+    this.#inData = false;
     const pending: Array<Promise<WireReply>> = [];
     if (!this.#failure) {
       this.#corkForTick();
@@ -230,6 +244,12 @@ export class BackendSession {
 
   #command(line: string, phase: string, timeoutMs: number): Promise<WireReply> {
     if (this.#failure) return Promise.reject(this.#failure);
+    if (this.#inData) {
+      // Defence in depth: written now, the command would become a line of someone's message.
+      // Refused without failing the session; the caller drops it.
+      return Promise.reject(new BackendError('BACKEND_PROTOCOL', this.target.slot,
+        `${phase} refused: ${this.#where()} is in DATA`));
+    }
     const p = this.#expect(phase, timeoutMs);
     this.#corkForTick();
     this.#socket.write(line + '\r\n');

@@ -19,7 +19,7 @@ import { applySmtpServerPatches } from './smtp-patch.js';
 import { BackendPool } from './pool.js';
 import { backendTimeouts } from './deliver.js';
 import { createLmtpMetrics, type LmtpMetrics } from './metrics.js';
-import { Transaction } from './transaction.js';
+import { RcptAttempt, Transaction } from './transaction.js';
 import { streamData, type SmtpDataStream } from './data.js';
 import { createBufferReclaimer } from './reclaim.js';
 import { asciiAddress } from './address.js';
@@ -173,6 +173,7 @@ export function createLmtpServer(deps: LmtpServerDeps): LmtpServer {
       if (from === null) return cb(replyError(replies.badSenderSyntax()));
       state.tx = new Transaction({ address: from, args: (address.args || {}) as Record<string, string | boolean> }, {
         pool, directory, rules, acquireMs: config.rcptDeadlineMs,
+        onStale: (rcpt, stage) => logger.debug({ rcpt, stage }, 'lmtp_rcpt_stale_dropped'),
       });
       state.busy = true;
       cb();
@@ -183,11 +184,12 @@ export function createLmtpServer(deps: LmtpServerDeps): LmtpServer {
       if (!tx) return cb(replyError(replies.internalError()));
       const to = asciiAddress(address.address);
       if (to === null) return cb(replyError(replies.badRecipientSyntax()));
+      const attempt = new RcptAttempt();
       guard('RCPT', config.rcptDeadlineMs, cb, async () => {
-        const r = await tx.addRecipient(to, address.address.toLowerCase());
+        const r = await tx.addRecipient(to, address.address.toLowerCase(), attempt);
         if (r.code >= 400) metrics.rcptRejects.inc({ class: replyClass(r) });
         return r;
-      }, (e) => tx.abandonInflight(e));
+      }, (e) => tx.abandon(attempt, e));
     },
 
     onData(stream, session, cb) {
@@ -200,6 +202,7 @@ export function createLmtpServer(deps: LmtpServerDeps): LmtpServer {
         stream.resume();
         return cb(replyError(replies.internalError()));
       }
+      tx.startData(); // recipients are fixed now: an abandoned RCPT still running must not add one
       const entry = journal ? journal.begin({ queueId, mailFrom: tx.mailFrom.address, receivedAt: new Date() }) : null;
       const finish = (perRcpt: Reply[]) => {
         const ms = Number(process.hrtime.bigint() - started) / 1e6;

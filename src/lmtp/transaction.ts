@@ -48,6 +48,19 @@ export interface TransactionDeps {
   rules: RecipientRules;
   /** Max wait for a free pooled session. */
   acquireMs: number;
+  /** Told when an abandoned RCPT attempt finishes and is dropped (a debug log line). */
+  onStale?: (address: string, stage: string) => void;
+}
+
+/**
+ * One RCPT's attempt. Its deadline may fire while it still runs (a slow directory, a slow
+ * backend): the client has then had its 451 and has moved on, possibly to DATA. From then on
+ * the attempt must not touch the transaction: it checks `abandoned` after every await.
+ */
+export class RcptAttempt {
+  abandoned = false;
+  /** The leg whose backend command this attempt has in flight, so abandoning can poison exactly it. */
+  inflight: Leg | null = null;
 }
 
 /** A backend's "550 5.1.1" for a user the directory knows means the two disagree: transient. */
@@ -62,9 +75,9 @@ export class Transaction {
   readonly allLegs: Leg[] = [];
   /** Accepted recipients by smtp-server's envelope key (it keeps one entry per lower-cased address). */
   readonly accepted = new Map<string, AcceptedRecipient>();
-  /** The leg whose backend command is in flight, so a deadline can poison exactly it. */
-  #inflight: Leg | null = null;
   #released = false;
+  /** DATA began: recipients are fixed, any RCPT work still running is stale. */
+  #dataStarted = false;
 
   constructor(mailFrom: MailFrom, private readonly deps: TransactionDeps) {
     this.mailFrom = mailFrom;
@@ -74,26 +87,29 @@ export class Transaction {
    * Routes, relays and answers one RCPT. `address` is what the backend gets (see address.ts),
    * `key` smtp-server's envelope key for it. Never throws: every outcome is a reply.
    */
-  async addRecipient(address: string, key: string): Promise<Reply> {
+  async addRecipient(address: string, key: string, attempt = new RcptAttempt()): Promise<Reply> {
     // smtp-server keeps one envelope entry per lower-cased address, so it will ask for one final
     // reply where postfix, having heard two 250s, waits for two: lock-step broken. The later one
     // is deferred instead (452 4.5.3: postfix sends it again in a new transaction).
     if (this.accepted.has(key)) return replies.tooManyRecipients();
 
     const decision = await resolveRecipient(address, this.deps.directory, this.deps.rules);
+    if (this.#stale(attempt)) return this.#dropStale(address, 'lookup');
     if (!decision.ok) return decision.reply;
     const { master } = decision.route;
     const target: BackendTarget = { host: master.ip, port: master.lmtp, slot: master.name };
-    const leg = await this.#legFor(target);
+    const leg = await this.#legFor(target, attempt);
+    if (this.#stale(attempt)) return this.#dropStale(address, 'session');
     if (leg.mailRefused) return relayBackendReply(leg.mailRefused);
     if (leg.failed || !leg.session) return (leg.failed ?? new BackendError('BACKEND_LOST', target.slot, 'no session')).reply;
-    this.#inflight = leg;
+    attempt.inflight = leg;
     try {
       const rcptReply = leg.session.rcpt(address);
       rcptReply.catch(() => undefined); // handled below; this only keeps a failed MAIL from orphaning it
       if (leg.mail) {
         const mail = await leg.mail;
         leg.mail = null;
+        if (this.#stale(attempt)) return this.#dropStale(address, 'MAIL');
         if (!isSuccess(mail)) {
           leg.mailRefused = mail;
           await rcptReply.catch(() => undefined); // its "503 need MAIL" is consumed, not relayed
@@ -101,44 +117,63 @@ export class Transaction {
         }
       }
       const r = await rcptReply;
-      const late = leg.failed as Leg['failed']; // set by abandonInflight() while we awaited
-      if (late) return late.reply;
+      // abandon() failed the leg and dropped its session: the backend's verdict is moot.
+      if (this.#stale(attempt)) return this.#dropStale(address, 'RCPT');
       if (!isSuccess(r)) return relayBackendReply(r);
       const rcpt: AcceptedRecipient = { address, key, route: decision.route, leg, reply: r };
       this.accepted.set(key, rcpt);
       leg.recipients.push(rcpt);
       return r;
     } catch (err) {
+      if (this.#stale(attempt)) return this.#dropStale(address, 'RCPT');
       return this.#legFailed(leg, err).reply;
     } finally {
-      this.#inflight = null;
+      attempt.inflight = null;
     }
   }
 
   /**
-   * The RCPT deadline fired: whatever backend command is in flight may still be answered, and a
-   * late "250" we did not relay would desynchronise the final replies. That session is dropped.
+   * The RCPT deadline fired (the client has its 451). The attempt stops at its next step; a
+   * backend command it has in flight may still be answered, and a late "250" we did not relay
+   * would desynchronise the final replies, so that leg is failed and its session dropped.
    */
-  abandonInflight(err: DeadlineError): void {
-    const leg = this.#inflight;
+  abandon(attempt: RcptAttempt, err: DeadlineError): void {
+    attempt.abandoned = true;
+    const leg = attempt.inflight;
     if (!leg) return;
-    leg.failed = err;
+    leg.failed ??= err;
     if (leg.session) this.deps.pool.discard(leg.session);
     if (this.legs.get(leg.key) === leg) this.legs.delete(leg.key);
   }
 
-  async #legFor(target: BackendTarget): Promise<Leg> {
+  /** DATA begins: from here on a RCPT attempt still running (abandoned by its deadline) is a no-op. */
+  startData(): void {
+    this.#dataStarted = true;
+  }
+
+  #stale(attempt: RcptAttempt): boolean {
+    return attempt.abandoned || this.#dataStarted || this.#released;
+  }
+
+  #dropStale(address: string, stage: string): Reply {
+    this.deps.onStale?.(address, stage);
+    return replies.internalError(); // nobody hears it: the client was answered at the deadline
+  }
+
+  async #legFor(target: BackendTarget, attempt: RcptAttempt): Promise<Leg> {
     const key = poolKey(target);
     const existing = this.legs.get(key);
     if (existing && !existing.failed) return existing;
     const leg: Leg = { key, target, session: null, failed: null, mailRefused: null, recipients: [], finished: false, mail: null };
     this.legs.set(key, leg);
     this.allLegs.push(leg);
-    this.#inflight = leg;
+    attempt.inflight = leg;
     try {
       const session = await this.deps.pool.acquire(target, this.deps.acquireMs);
-      if (leg.failed || this.#released) {
+      if (leg.failed || this.#stale(attempt)) {
         this.deps.pool.discard(session);
+        leg.failed ??= new BackendError('BACKEND_LOST', target.slot, 'RCPT abandoned while its session opened');
+        if (this.legs.get(key) === leg) this.legs.delete(key);
         return leg;
       }
       leg.session = session;
@@ -154,7 +189,7 @@ export class Transaction {
     } catch (err) {
       this.#legFailed(leg, err);
     } finally {
-      this.#inflight = null;
+      attempt.inflight = null;
     }
     return leg;
   }
