@@ -36,12 +36,34 @@ export type SmtpDataStream = Readable & { sizeExceeded?: boolean };
 export async function streamData(tx: Transaction, source: SmtpDataStream, opts: DataOptions): Promise<DataOutcome> {
   const result = new Map<string, Reply>();
   const settle = (r: AcceptedRecipient, reply: Reply) => result.set(r.key, reply);
+  const journal = opts.journal;
+
+  // 0. Listen for the client going away before anything else: smtp-server destroys the stream when
+  //    the client hangs up mid-message, and a 'close' emitted while we await the backends' 354s
+  //    would otherwise never be heard (streamData waiting forever, sessions and entry held).
+  let gone: Error | null = null;
+  let onGone: ((err: Error) => void) | null = null;
+  const clientGone = (err: Error) => {
+    if (gone) return;
+    gone = err;
+    onGone?.(err);
+  };
+  source.once('error', (err) => clientGone(err));
+  source.once('close', () => { if (!source.readableEnded) clientGone(new Error('client connection closed during DATA')); });
+  if (source.destroyed && !source.readableEnded) clientGone(new Error('client connection closed before DATA'));
+  const goneNow = new Promise<void>((resolve) => { onGone = () => resolve(); });
+  /** Nothing may be delivered: closing the legs without the final dot makes every backend discard it. */
+  const abandon = (legs: Leg[], err: Error): never => {
+    for (const leg of legs) tx.failLeg(leg, err);
+    journal?.abort();
+    throw err;
+  };
 
   // 1. DATA on every leg with recipients, concurrently; the source waits (buffered by smtp-server,
   //    then by the client's socket) until we know who takes the message.
   const candidates = tx.allLegs.filter((l) => l.recipients.length > 0);
   const legs: Leg[] = [];
-  await Promise.all(candidates.map(async (leg) => {
+  await Promise.race([goneNow, Promise.all(candidates.map(async (leg) => {
     if (leg.failed || !leg.session) return;
     try {
       const go = await leg.session.beginData();
@@ -51,10 +73,10 @@ export async function streamData(tx: Transaction, source: SmtpDataStream, opts: 
     } catch (err) {
       tx.failLeg(leg, err);
     }
-  }));
+  }))]);
+  if (gone) abandon(candidates, gone);
 
   const scanner = opts.messageIdDomain === null ? null : new HeaderScanner(opts.messageIdDomain || null);
-  const journal = opts.journal;
   let size = 0;
   let oversized = false;
   let live = legs.slice();
@@ -110,17 +132,8 @@ export async function streamData(tx: Transaction, source: SmtpDataStream, opts: 
       });
     });
     source.once('end', () => resolve());
-    source.once('error', (err) => reject(err));
-    source.once('close', () => {
-      if (!source.readableEnded) reject(new Error('client connection closed during DATA'));
-    });
-  }).catch((err: unknown) => {
-    // The client went away mid-message: nothing may be delivered. Closing the legs without the
-    // final dot makes every backend discard what it got.
-    for (const leg of live) tx.failLeg(leg, err);
-    journal?.abort();
-    throw err;
-  });
+    onGone = reject;
+  }).catch((err: unknown) => abandon(live, err instanceof Error ? err : new Error(String(err))));
 
   if (!oversized) {
     const blocked = forward([...(held ?? []), ...(scanner ? scanner.end() : [])]);

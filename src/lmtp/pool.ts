@@ -76,11 +76,14 @@ export class BackendPool {
 
   /**
    * Gives a session back. `clean`: its last transaction ended with final replies (or it never
-   * sent MAIL), so it can carry a new one at once; otherwise it is RSET first.
+   * sent MAIL), so it can carry a new one at once; otherwise it is RSET first. A session in DATA
+   * is discarded.
    */
   release(session: BackendSession, clean: boolean): void {
     const pool = this.#pools.get(poolKey(session.target));
-    if (!pool || !session.alive || this.#closed) {
+    // In DATA (or waiting for its 354) an RSET would be read as a line of the message: close it,
+    // which also makes the backend discard the message.
+    if (!pool || !session.alive || this.#closed || session.inData) {
       this.discard(session);
       return;
     }

@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { startFixture, type Fixture } from './fixture.js';
 import { WireClient, stuff } from './wire-client.js';
 import { waitFor } from '../helpers/ports.js';
-import type { JournalEntry, JournalMessageInfo, JournalRecipient, JournalSink } from '../../src/journal/types.js';
+import { RecordingJournal } from './recording-journal.js';
 
 let fx: Fixture | null = null;
 let clients: WireClient[] = [];
@@ -87,23 +87,6 @@ describe('LMTP proxy: DATA', () => {
     expect(f.be.b1.messages).toHaveLength(0);
   });
 });
-
-class RecordingJournal implements JournalSink {
-  entries: Array<{ info: JournalMessageInfo; bytes: Buffer[]; committed?: { recipients: JournalRecipient[]; messageId: string | null; size: number }; aborted: boolean }> = [];
-  failCommit = false;
-  begin(info: JournalMessageInfo): JournalEntry {
-    const e: RecordingJournal['entries'][number] = { info, bytes: [], aborted: false };
-    this.entries.push(e);
-    return {
-      write: (b) => { e.bytes.push(Buffer.from(b)); },
-      commit: async (recipients, summary) => {
-        if (this.failCommit) throw new Error('disk full');
-        e.committed = { recipients, ...summary };
-      },
-      abort: () => { e.aborted = true; },
-    };
-  }
-}
 
 describe('LMTP proxy: journal hook', () => {
   it('journals exactly the bytes delivered, adding a Message-ID when missing, and commits the delivered recipients', async () => {
