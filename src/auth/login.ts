@@ -94,14 +94,26 @@ export function createLoginHandler(config: AuthConfig, directory: Directory, thr
     return { answer: answers.wait(config.holdWaitSeconds), detail: { ...detail, reason, heldMs } };
   }
 
+  /**
+   * One directory lookup under lookupTimeoutMs. A cache hit has settled by the next microtask:
+   * it is taken without arming a timer (a timer per login was a measurable share of its cost).
+   */
+  async function lookup(name: string): Promise<Route | null> {
+    const hit: { done: boolean; route: Route | null } = { done: false, route: null };
+    const work = directory.resolve(name).then((route) => { hit.done = true; hit.route = route; return route; });
+    await null;
+    if (hit.done) return hit.route;
+    return withDeadline(work, config.lookupTimeoutMs, 'directory lookup');
+  }
+
   async function resolve(name: string): Promise<Route | null> {
-    const route = await withDeadline(directory.resolve(name), config.lookupTimeoutMs, 'directory lookup');
+    const route = await lookup(name);
     if (route || !config.stripDomain) return route;
     const at = name.lastIndexOf('@');
     if (at <= 0) return null;
     const domain = name.slice(at + 1);
     if (localDomains.size > 0 && !localDomains.has(domain)) return null;
-    return withDeadline(directory.resolve(name.slice(0, at)), config.lookupTimeoutMs, 'directory lookup');
+    return lookup(name.slice(0, at));
   }
 
   async function decide(req: AuthRequest): Promise<LoginOutcome> {

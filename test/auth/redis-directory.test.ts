@@ -118,3 +118,25 @@ describe('auth_http on a Redis directory that goes away', () => {
     expect(await ask('nobody', '198.51.100.5')).toEqual(INVALID_WAIT);
   });
 });
+
+describe('auth_http on a Redis directory that answers too slowly', () => {
+  it('holds a login whose lookup outlives lookupTimeoutMs (Redis paused by CLIENT PAUSE), and routes a cached user at once', async () => {
+    const slow = await startAuthRig({ lookupTimeoutMs: 50 }, { directory });
+    const { Redis } = await import('ioredis');
+    const admin = new Redis({ port: redis.port, maxRetriesPerRequest: 0 });
+    try {
+      // alice is cached from the previous test; a never-seen name has to ask Redis.
+      expect((await exchange(slow.port, { user: 'alice', clientIp: '198.51.100.6' })).auth).toEqual(OK_B_IMAP);
+      // Redis holds every other client's commands for 500 ms (a busy or stalled server).
+      expect(await admin.call('CLIENT', 'PAUSE', '500', 'ALL')).toBe('OK');
+      const started = Date.now();
+      expect((await exchange(slow.port, { user: 'never-seen', clientIp: '198.51.100.6' })).auth).toEqual(WAIT);
+      expect(Date.now() - started).toBeLessThan(300); // our deadline, not Redis's commandTimeoutMs (300)
+      expect(slow.logs.find((l) => l.msg === 'auth_directory_error')).toMatchObject({ code: 'DEADLINE_EXCEEDED' });
+      expect((await exchange(slow.port, { user: 'alice', clientIp: '198.51.100.6' })).auth).toEqual(OK_B_IMAP);
+    } finally {
+      admin.disconnect();
+      await slow.close();
+    }
+  });
+});
