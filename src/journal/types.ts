@@ -36,6 +36,14 @@ export interface JournalEntry {
   write(chunk: Buffer): void;
   commit(recipients: JournalRecipient[], summary: { messageId: string | null; size: number }): Promise<void>;
   abort(): void;
+  /**
+   * True once the entry is known to be unable to commit (its segment failed, the journal is
+   * closed or not writable): commit() would reject. The LMTP side asks before sending the final
+   * dot, so that it can abort the backend transactions instead of delivering a copy it must then
+   * answer 451 for (each postfix retry would store another one). Optional: an entry without it
+   * is only judged by commit().
+   */
+  failed?(): boolean;
 }
 
 export interface JournalSink {

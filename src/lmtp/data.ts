@@ -9,6 +9,7 @@
  */
 import type { Readable } from 'node:stream';
 import { BackendError } from '../core/errors.js';
+import { withDeadline } from '../core/deadline.js';
 import { isSuccess, replies, type Reply } from '../core/replies.js';
 import type { JournalEntry, JournalRecipient } from '../journal/types.js';
 import { HeaderScanner } from './message-id.js';
@@ -20,6 +21,8 @@ export interface DataOptions {
   messageIdDomain: string | null;
   /** Called with each chunk as received from the client (byte counting). */
   onBytes?: (n: number) => void;
+  /** Max wait for the journal's commit (a hung fdatasync): 451 for every recipient after it. */
+  journalCommitMs: number;
 }
 
 export interface DataOutcome {
@@ -59,9 +62,14 @@ export async function streamData(tx: Transaction, source: SmtpDataStream, opts: 
     throw err;
   };
 
+  // A journal that is known to be unable to commit: deliver nothing, since the copy would have to
+  // be answered 451 and every postfix retry would store another one.
+  let journalDown = journal?.failed?.() === true;
+
   // 1. DATA on every leg with recipients, concurrently; the source waits (buffered by smtp-server,
-  //    then by the client's socket) until we know who takes the message.
-  const candidates = tx.allLegs.filter((l) => l.recipients.length > 0);
+  //    then by the client's socket) until we know who takes the message. Not when the journal is
+  //    down: the legs stay before DATA and are RSET when the transaction ends.
+  const candidates = journalDown ? [] : tx.allLegs.filter((l) => l.recipients.length > 0);
   const legs: Leg[] = [];
   await Promise.race([goneNow, Promise.all(candidates.map(async (leg) => {
     if (leg.failed || !leg.session) return;
@@ -135,7 +143,15 @@ export async function streamData(tx: Transaction, source: SmtpDataStream, opts: 
     onGone = reject;
   }).catch((err: unknown) => abandon(live, err instanceof Error ? err : new Error(String(err))));
 
-  if (!oversized) {
+  // The last look at the journal before the dot makes the copies final.
+  if (!journalDown && journal?.failed?.() === true) {
+    journalDown = true;
+    const err = new BackendError('BACKEND_LOST', 'journal', 'replay journal failed: message withdrawn before the final dot');
+    for (const leg of live) tx.failLeg(leg, err); // closed without the dot: each backend discards it
+    live = [];
+  }
+
+  if (!oversized && !journalDown) {
     const blocked = forward([...(held ?? []), ...(scanner ? scanner.end() : [])]);
     await Promise.all(blocked.map((leg) => leg.session?.waitDrain().catch((err: unknown) => dropLeg(leg, err))));
   }
@@ -157,8 +173,8 @@ export async function streamData(tx: Transaction, source: SmtpDataStream, opts: 
 
   for (const leg of tx.allLegs) {
     for (const r of leg.recipients) {
-      if (result.has(r.key)) continue;
-      settle(r, oversized ? replies.messageTooBig() : (leg.failed?.reply ?? replies.backendLost()));
+      if (journalDown) settle(r, replies.journalUnavailable());
+      else if (!result.has(r.key)) settle(r, oversized ? replies.messageTooBig() : (leg.failed?.reply ?? replies.backendLost()));
     }
   }
 
@@ -175,11 +191,12 @@ export async function streamData(tx: Transaction, source: SmtpDataStream, opts: 
         });
       }
     }
-    if (delivered.length === 0 || oversized) {
+    if (delivered.length === 0 || oversized || journalDown) {
       journal.abort();
     } else {
       try {
-        await journal.commit(delivered, { messageId: scanner?.messageId ?? null, size });
+        await withDeadline(journal.commit(delivered, { messageId: scanner?.messageId ?? null, size }),
+          opts.journalCommitMs, 'journal commit');
       } catch {
         // The backends have the mail, but we could not journal it: not yet safe to acknowledge.
         for (const key of result.keys()) result.set(key, replies.journalUnavailable());

@@ -223,6 +223,8 @@ export function createLmtpServer(deps: LmtpServerDeps): LmtpServer {
       };
       streamData(tx, stream as SmtpDataStream, {
         journal: entry, messageIdDomain, onBytes: (n) => { metrics.bytes.inc(n); reclaimer.add(n); },
+        // The journal's commit is bounded like the backends' final replies it comes after.
+        journalCommitMs: config.backend.finalReplyTimeoutMs,
       }).then(
         (out) => finish(rcptTo.map((r) => out.replies.get(r.address.toLowerCase()) ?? replies.internalError())),
         (err: unknown) => {

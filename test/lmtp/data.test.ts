@@ -115,6 +115,47 @@ describe('LMTP proxy: journal hook', () => {
     expect(journal.entries[0]!.committed?.messageId).toBe('<8bit-long-lines@fixture>');
   });
 
+  it('a journal known to have failed delivers nothing: 451 4.3.0 for all, on every postfix retry', async () => {
+    const journal = new RecordingJournal();
+    journal.failing = true;
+    const { fx: f, c } = await setup({ journal });
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const r = await c.send('s@x.org', ['alice@example.com', 'bob@example.com'], Buffer.from('Message-ID: <m1@x>\r\n\r\nhello\r\n'));
+      expect(r.finals).toEqual(Array(2).fill('451 4.3.0 Replay journal unavailable, try again later'));
+    }
+    expect(f.be.a1.messages.length + f.be.b1.messages.length).toBe(0);
+    expect(journal.entries.map((e) => [e.aborted, e.committed])).toEqual(Array(3).fill([true, undefined]));
+    // The backend sessions were only RSET: once the journal is back they carry the retry.
+    journal.failing = false;
+    const ok = await c.send('s@x.org', ['alice@example.com', 'bob@example.com'], Buffer.from('Message-ID: <m1@x>\r\n\r\nhello\r\n'));
+    expect(ok.finals).toEqual(Array(2).fill('250 2.1.5 Delivered to 1 mailbox(es)'));
+    expect([f.be.a1.connections(), f.be.b1.connections()]).toEqual([1, 1]);
+  });
+
+  it('a journal that fails while the message streams: the backends get no final dot, 451 4.3.0 for all', async () => {
+    const journal = new RecordingJournal();
+    const { fx: f, c } = await setup({ journal });
+    c.write('MAIL FROM:<s@x.org>\r\nRCPT TO:<alice@example.com>\r\nRCPT TO:<bob@example.com>\r\nDATA\r\n');
+    expect(await c.replies(4)).toEqual(['250 2.1.0 Accepted', '250 2.1.5 Accepted', '250 2.1.5 Accepted',
+      '354 End data with <CR><LF>.<CR><LF>']);
+    c.write('Subject: x\r\n\r\nfirst half\r\n');
+    await waitFor(async () => /^storeroute_lmtp_received_bytes_total 26$/m.test(await f.registry.metrics()), 5_000, 'first half received');
+    journal.failing = true; // e.g. the segment's write failed
+    c.write('second half\r\n.\r\n');
+    expect(await c.replies(2)).toEqual(Array(2).fill('451 4.3.0 Replay journal unavailable, try again later'));
+    await waitFor(() => f.be.a1.open() === 0 && f.be.b1.open() === 0, 5_000, 'backend sessions closed');
+    expect(f.be.a1.messages.length + f.be.b1.messages.length).toBe(0);
+    expect(journal.entries[0]!.aborted).toBe(true);
+  });
+
+  it('a journal commit that hangs is answered 451 4.3.0 at the final-reply deadline', async () => {
+    const journal = new RecordingJournal();
+    journal.hangCommit = true;
+    const { c } = await setup({ journal, lmtp: { backend: { finalReplyTimeoutMs: 300 } } });
+    const r = await c.send('s@x.org', ['alice@example.com'], Buffer.from('S: x\r\n\r\nx\r\n'), 3_000);
+    expect(r.finals).toEqual(['451 4.3.0 Replay journal unavailable, try again later']);
+  });
+
   it('a journal commit that fails turns every final reply into 451 4.3.0', async () => {
     const journal = new RecordingJournal();
     journal.failCommit = true;

@@ -30,6 +30,7 @@ export class RecordingJournal implements JournalSink {
         e.committed = { recipients, ...summary };
       },
       abort: () => { e.aborted = true; },
+      failed: () => this.failing,
     };
   }
 }
