@@ -53,6 +53,10 @@ export class BackendSession {
   eightBitMime = false;
   /** Transactions completed on this session (for pool metrics and tests). */
   transactions = 0;
+  /** Times the pool handed this session out; more than 1: it sat in the pool in between. */
+  uses = 0;
+  /** Replies received so far: unchanged since a point means nothing sent since was acknowledged. */
+  repliesReceived = 0;
 
   readonly #socket: Socket;
   readonly #timeouts: BackendTimeouts;
@@ -287,6 +291,7 @@ export class BackendSession {
       return;
     }
     clearTimeout(w.timer);
+    this.repliesReceived++;
     w.resolve(r);
   }
 

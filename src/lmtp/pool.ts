@@ -48,8 +48,11 @@ export class BackendPool {
     this.#opts = opts;
   }
 
-  /** A clean session to `target`, opened or reused; waits up to `waitMs` for a free one. */
-  acquire(target: BackendTarget, waitMs: number): Promise<BackendSession> {
+  /**
+   * A clean session to `target`, opened or reused; waits up to `waitMs` for a free one.
+   * `fresh`: never an idle one (a retry after a pooled session turned out dead).
+   */
+  acquire(target: BackendTarget, waitMs: number, fresh = false): Promise<BackendSession> {
     if (this.#closed) return Promise.reject(new BackendError('BACKEND_UNREACHABLE', target.slot, 'backend pool is closed'));
     const key = poolKey(target);
     let p = this.#pools.get(key);
@@ -58,7 +61,7 @@ export class BackendPool {
       this.#pools.set(key, p);
     }
     const pool = p;
-    const ready = this.#takeIdle(pool);
+    const ready = fresh ? null : this.#takeIdle(pool);
     if (ready) return Promise.resolve(ready);
     if (pool.busy.size + pool.opening < this.#opts.maxSessionsPerSlot) return this.#open(pool);
     return new Promise<BackendSession>((resolve, reject) => {
@@ -142,6 +145,7 @@ export class BackendPool {
       clearTimeout(entry.timer);
       if (entry.session.alive) {
         pool.busy.add(entry.session);
+        entry.session.uses++;
         return entry.session;
       }
     }
@@ -163,6 +167,7 @@ export class BackendPool {
         throw new BackendError('BACKEND_UNREACHABLE', slot, 'backend pool is closing');
       }
       pool.busy.add(session);
+      session.uses++;
       return session;
     } catch (err) {
       if (err instanceof BackendError) this.#opts.metrics?.backendFailures.inc({ slot, code: err.code });
@@ -177,6 +182,7 @@ export class BackendPool {
     const waiter = pool.waiters.shift();
     if (waiter) {
       clearTimeout(waiter.timer);
+      session.uses++;
       waiter.resolve(session); // stays busy
       return;
     }

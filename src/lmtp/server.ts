@@ -174,6 +174,7 @@ export function createLmtpServer(deps: LmtpServerDeps): LmtpServer {
       state.tx = new Transaction({ address: from, args: (address.args || {}) as Record<string, string | boolean> }, {
         pool, directory, rules, acquireMs: config.rcptDeadlineMs,
         onStale: (rcpt, stage) => logger.debug({ rcpt, stage }, 'lmtp_rcpt_stale_dropped'),
+        onRetry: (slot, err) => logger.info({ slot, err: err.message }, 'lmtp_backend_session_retried'),
       });
       state.busy = true;
       cb();

@@ -24,6 +24,10 @@ export interface Leg {
   finished: boolean;
   /** MAIL FROM sent pipelined with the first RCPT, verdict not yet read. */
   mail: Promise<Reply> | null;
+  /** session.repliesReceived when this leg got its session. */
+  repliesAtStart: number;
+  /** The leg failed on a pooled session that acknowledged nothing of it: worth one retry. */
+  diedUnused: boolean;
 }
 
 export interface AcceptedRecipient {
@@ -50,6 +54,8 @@ export interface TransactionDeps {
   acquireMs: number;
   /** Told when an abandoned RCPT attempt finishes and is dropped (a debug log line). */
   onStale?: (address: string, stage: string) => void;
+  /** Told when a RCPT is retried on a fresh session because its pooled one was dead. */
+  onRetry?: (slot: string, err: BackendError) => void;
 }
 
 /**
@@ -98,9 +104,26 @@ export class Transaction {
     if (!decision.ok) return decision.reply;
     const { master } = decision.route;
     const target: BackendTarget = { host: master.ip, port: master.lmtp, slot: master.name };
-    const leg = await this.#legFor(target, attempt);
+    const first = await this.#relay(target, decision.route, address, key, attempt, false);
+    if (!(first instanceof BackendError)) return first;
+    // A pooled session that died while idle (the backend restarted, a NAT or firewall forgot it)
+    // is only found out by using it. Nothing of this transaction was acknowledged on it, so the
+    // RCPT is sent again once, on a new session, instead of tempfailing the recipient.
+    this.deps.onRetry?.(target.slot, first);
+    const second = await this.#relay(target, decision.route, address, key, attempt, true);
+    return second instanceof BackendError ? second.reply : second;
+  }
+
+  /**
+   * MAIL (once per leg) and RCPT on the leg for `target`. A BackendError result: the leg died on
+   * a reused session before acknowledging anything (only when `fresh` is false): retry.
+   */
+  async #relay(target: BackendTarget, route: Route, address: string, key: string, attempt: RcptAttempt,
+    fresh: boolean): Promise<Reply | BackendError> {
+    const leg = await this.#legFor(target, attempt, fresh);
     if (this.#stale(attempt)) return this.#dropStale(address, 'session');
     if (leg.mailRefused) return relayBackendReply(leg.mailRefused);
+    if (leg.failed && leg.diedUnused && !fresh && leg.failed instanceof BackendError) return leg.failed;
     if (leg.failed || !leg.session) return (leg.failed ?? new BackendError('BACKEND_LOST', target.slot, 'no session')).reply;
     attempt.inflight = leg;
     try {
@@ -120,13 +143,15 @@ export class Transaction {
       // abandon() failed the leg and dropped its session: the backend's verdict is moot.
       if (this.#stale(attempt)) return this.#dropStale(address, 'RCPT');
       if (!isSuccess(r)) return relayBackendReply(r);
-      const rcpt: AcceptedRecipient = { address, key, route: decision.route, leg, reply: r };
+      const rcpt: AcceptedRecipient = { address, key, route, leg, reply: r };
       this.accepted.set(key, rcpt);
       leg.recipients.push(rcpt);
       return r;
     } catch (err) {
       if (this.#stale(attempt)) return this.#dropStale(address, 'RCPT');
-      return this.#legFailed(leg, err).reply;
+      const failed = this.#legFailed(leg, err);
+      if (leg.diedUnused && !fresh && failed instanceof BackendError) return failed;
+      return failed.reply;
     } finally {
       attempt.inflight = null;
     }
@@ -160,16 +185,18 @@ export class Transaction {
     return replies.internalError(); // nobody hears it: the client was answered at the deadline
   }
 
-  async #legFor(target: BackendTarget, attempt: RcptAttempt): Promise<Leg> {
+  async #legFor(target: BackendTarget, attempt: RcptAttempt, fresh: boolean): Promise<Leg> {
     const key = poolKey(target);
     const existing = this.legs.get(key);
     if (existing && !existing.failed) return existing;
-    const leg: Leg = { key, target, session: null, failed: null, mailRefused: null, recipients: [], finished: false, mail: null };
+    const leg: Leg = { key, target, session: null, failed: null, mailRefused: null, recipients: [], finished: false,
+      mail: null, repliesAtStart: 0, diedUnused: false };
     this.legs.set(key, leg);
     this.allLegs.push(leg);
     attempt.inflight = leg;
     try {
-      const session = await this.deps.pool.acquire(target, this.deps.acquireMs);
+      const session = await this.deps.pool.acquire(target, this.deps.acquireMs, fresh);
+      leg.repliesAtStart = session.repliesReceived;
       if (leg.failed || this.#stale(attempt)) {
         this.deps.pool.discard(session);
         leg.failed ??= new BackendError('BACKEND_LOST', target.slot, 'RCPT abandoned while its session opened');
@@ -205,6 +232,10 @@ export class Transaction {
   #legFailed(leg: Leg, err: unknown): BackendError | DeadlineError {
     const e = err instanceof BackendError || err instanceof DeadlineError ? err
       : new BackendError('BACKEND_LOST', leg.target.slot, String(err), { cause: err });
+    // Lost (closed, reset) before the leg's first reply, on a session that had sat in the pool.
+    const s = leg.session;
+    if (!leg.failed && s && e instanceof BackendError && e.code === 'BACKEND_LOST' && !s.closing && s.uses > 1
+      && leg.recipients.length === 0 && s.repliesReceived === leg.repliesAtStart) leg.diedUnused = true;
     leg.failed ??= e;
     if (leg.session) this.deps.pool.discard(leg.session);
     if (this.legs.get(leg.key) === leg) this.legs.delete(leg.key);

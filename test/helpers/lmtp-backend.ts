@@ -13,7 +13,8 @@ export type Action = 'accept' | 'stall' | 'drop' | { code: number; text: string 
 export interface BackendBehaviour {
   /** At connect: stall = never greet, drop = close at once. */
   greeting?: 'accept' | 'stall' | 'drop';
-  mail?: Action;
+  /** For every MAIL, or per connection (numbered from 1 in accept order). */
+  mail?: Action | ((connection: number) => Action);
   /** Per recipient address (as received). */
   rcpt?: (address: string) => Action;
   /** While the message streams: stall = stop reading; drop = close after `dropAfterBytes`. */
@@ -77,7 +78,10 @@ export async function startLmtpBackend(behaviour: BackendBehaviour = {}, host = 
       if (state.behaviour.greeting === 'stall') return;
       cb();
     },
-    onMailFrom(_address, session, cb) { act(state.behaviour.mail, session, cb); },
+    onMailFrom(_address, session, cb) {
+      const m = state.behaviour.mail;
+      act(typeof m === 'function' ? m(connIds.get(session.id) ?? 0) : m, session, cb);
+    },
     onRcptTo(address, session, cb) { act(state.behaviour.rcpt?.(address.address), session, cb); },
     onData(stream, session, cb) {
       const chunks: Buffer[] = [];
