@@ -40,7 +40,7 @@ export type RecipientDecision =
 export function lookupNames(address: string, rules: RecipientRules): string[] {
   const lower = address.toLowerCase();
   const at = lower.lastIndexOf('@');
-  let local = at === -1 ? lower : lower.slice(0, at);
+  let local = unquote(at === -1 ? lower : lower.slice(0, at));
   const domain = at === -1 ? '' : (asciiDomain(lower.slice(at + 1)) ?? lower.slice(at + 1));
   if (rules.recipientDelimiter) {
     let cut = -1;
@@ -56,6 +56,18 @@ export function lookupNames(address: string, rules: RecipientRules): string[] {
   const locals = rules.localDomains.map((d) => asciiDomain(d.toLowerCase()) ?? d.toLowerCase());
   if (locals.length === 0 || locals.includes(domain)) names.push(local);
   return names;
+}
+
+/**
+ * A quoted local part names the same mailbox as its unquoted content (RFC 5321 §4.1.2:
+ * `"john.doe"@x` is `john.doe@x`), so it is looked up without quotes and backslash escapes. The
+ * backend still gets the address as given. smtp-server refuses some quoted forms itself before we
+ * see them (501 5.1.3): any with a space, an "@" or ".." inside the quotes
+ * (its checks split on whitespace and "@" and are not quote-aware); see test/lmtp/address.test.ts.
+ */
+function unquote(local: string): string {
+  if (local.length < 2 || local[0] !== '"' || local[local.length - 1] !== '"') return local;
+  return local.slice(1, -1).replace(/\\(.)/g, '$1');
 }
 
 export async function resolveRecipient(address: string, directory: Pick<DirectoryReader, 'resolve'>,
