@@ -20,7 +20,7 @@ import { execSync, fork, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { cpus, loadavg, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
@@ -347,6 +347,7 @@ async function main(): Promise<void> {
     }
     console.log(`\nload average at end: ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
   } finally {
+    if (wrkScriptFile) rmSync(dirname(wrkScriptFile), { recursive: true, force: true });
     await nginx.stop();
     for (const c of [server, minimal]) {
       c.send('stop');
