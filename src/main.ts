@@ -8,12 +8,12 @@ import { pino, type Logger } from 'pino';
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import type { Config } from './config/index.js';
 import type { Observability } from './core/deps.js';
-import { ConfigError } from './core/errors.js';
+import { ConfigError, type FileProblem } from './core/errors.js';
 import { createDirectory, createRedisClient } from './directory/index.js';
 import type { Directory } from './directory/types.js';
 import { openJournal, replayStore, parseReplayRequest, type Journal } from './journal/index.js';
 import { createLmtpServer } from './lmtp/index.js';
-import { createAuthServer, createMemoryThrottle, createRedisThrottle } from './auth/index.js';
+import { authConfigProblems, createAuthServer, createMemoryThrottle, createRedisThrottle } from './auth/index.js';
 import { createAdminServer, type AdminRoute } from './admin/index.js';
 import { startHeartbeat } from './admin/heartbeat.js';
 
@@ -51,21 +51,30 @@ export function createMetrics(): Registry {
 }
 
 /**
- * An embedded directory file that does not exist (a typo in the path, a missing volume) would
- * start an empty directory in which every recipient is unknown: every message would bounce.
- * Refuse to start instead, unless a seed says what the first directory is.
+ * Rules that need more than one key, or the filesystem, checked before anything starts and
+ * reported together (the schema already reported the single-key problems):
+ * - an embedded directory file that does not exist (a typo in the path, a missing volume) would
+ *   start an empty directory in which every recipient is unknown, and every message would bounce;
+ *   unless a seed says what the first directory is, refuse;
+ * - auth_http without a shared secret (see auth/access.ts).
  */
-function assertEmbeddedDirectoryExists(config: Config['directory']): void {
-  if (config.backend !== 'embedded' || config.embedded.seed || existsSync(config.embedded.file)) return;
-  throw new ConfigError('(config)', [{
-    path: 'directory.embedded.file',
-    message: `${config.embedded.file} does not exist and no directory.embedded.seed is set: refusing to serve an empty directory ` +
-      '(every recipient would be unknown). Create it with `storeroute directory apply FILE`, or set a seed.',
-  }]);
+export function startupProblems(config: Config): FileProblem[] {
+  const problems: FileProblem[] = [];
+  const d = config.directory;
+  if (d.backend === 'embedded' && !d.embedded.seed && !existsSync(d.embedded.file)) {
+    problems.push({
+      path: 'directory.embedded.file',
+      message: `${d.embedded.file} does not exist and no directory.embedded.seed is set: refusing to serve an empty directory ` +
+        '(every recipient would be unknown). Create it with `storeroute directory apply FILE`, or set a seed.',
+    });
+  }
+  problems.push(...authConfigProblems(config.auth));
+  return problems;
 }
 
 export async function startStoreroute(config: Config, logger = createLogger(config.log)): Promise<Running> {
-  assertEmbeddedDirectoryExists(config.directory);
+  const problems = startupProblems(config);
+  if (problems.length > 0) throw new ConfigError('(config)', problems);
   const obs: Observability = { logger, metrics: createMetrics() };
   const stops: Array<() => Promise<void>> = [];
   // Unwind what started so far if a later part fails: a half-started proxy must not linger.

@@ -18,17 +18,25 @@ export function registerConfig(program: Command, io: CliIo): void {
       else io.stdout(stringify(effective));
     });
 
-  config.command('check').description('validate a config file; lists every problem')
+  config.command('check').description('validate a config file as `serve` would; lists every problem')
     .argument('<file>', 'config file (YAML or JSON)')
     .option('--json', 'machine-readable output: { file, ok, problems }')
-    .action((file: string, opts: JsonOption) => {
+    .action(async (file: string, opts: JsonOption) => {
+      // The schema first, then the rules `serve` checks before starting (imported lazily: they
+      // live with the composition root).
+      const check = async () => {
+        const loaded = loadConfig(file);
+        const { startupProblems } = await import('../main.js');
+        const problems = startupProblems(loaded);
+        if (problems.length > 0) throw new ConfigError(file, problems);
+      };
       if (!opts.json) {
-        loadConfig(file);
+        await check();
         io.stdout(`${file}: ok\n`);
         return;
       }
       try {
-        loadConfig(file);
+        await check();
         printJson(io, { file, ok: true, problems: [] });
       } catch (err) {
         if (!(err instanceof ConfigError)) throw err;

@@ -25,6 +25,14 @@ describe('storeroute config (in-process)', () => {
     expect(doc.problems.map((p: { path: string }) => p.path).sort()).toEqual(['directory.backend', 'directory.colour', 'lmtp.maxClients']);
 
     const site = embeddedSite();
+    // Checked as `serve` would: the embedded directory file does not exist yet (everyone would be
+    // unknown) and auth_http has no shared secret. Both reported, exit 2.
+    const unservable = await cli(['config', 'check', '--json', site.config]);
+    expect(unservable.code).toBe(2);
+    expect(JSON.parse(unservable.stdout).problems.map((p: { path: string }) => p.path)).toEqual(['directory.embedded.file', 'auth.sharedSecret']);
+    writeFileSync(site.config, 'log: { level: silent }\ndirectory:\n  backend: embedded\n  embedded: { file: directory.json }\n'
+      + 'auth: { sharedSecret: { value: s3cret } }\n');
+    expect((await cli(['--config', site.config, 'directory', 'apply', fixture('two-stores.yaml')])).code).toBe(0);
     expect(await cli(['config', 'check', site.config])).toMatchObject({ code: 0, stdout: `${site.config}: ok\n` });
     expect(JSON.parse((await cli(['config', 'check', '--json', site.config])).stdout)).toEqual({ file: site.config, ok: true, problems: [] });
     const missing = await cli(['config', 'check', join(site.dir, 'nope.yaml')]);
