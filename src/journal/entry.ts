@@ -16,6 +16,8 @@ export interface EntryHost {
   now(): number;
   /** Resolves when the record is as durable as configured; rejects with the reason it is not. */
   settle(seg: SegmentWriter): Promise<void>;
+  /** False once settle() would reject at once (the segment failed, the journal closed). */
+  writable(seg: SegmentWriter): boolean;
   /** The record left the segment (committed or aborted): the segment may seal or rotate. */
   released(seg: SegmentWriter): void;
   warnSizeMismatch(id: string, told: number, counted: number): void;
@@ -80,6 +82,11 @@ export class Entry implements JournalEntry {
     const settled = this.#host.settle(this.#seg);
     this.#host.released(this.#seg);
     return settled;
+  }
+
+  /** commit() would reject: the segment this record streams into failed, or the journal closed. */
+  failed(): boolean {
+    return !this.#host.writable(this.#seg);
   }
 
   abort(): void {

@@ -157,6 +157,10 @@ export class FileJournal implements EntryHost {
     return new Entry(this, this.#active, info);
   }
 
+  writable(seg: SegmentWriter): boolean {
+    return !seg.failed && !this.#closed;
+  }
+
   settle(seg: SegmentWriter): Promise<void> {
     const started = process.hrtime.bigint();
     const done = (outcome: 'ok' | 'error') => {
@@ -164,7 +168,7 @@ export class FileJournal implements EntryHost {
       this.#metrics.commitSeconds.observe(Number(process.hrtime.bigint() - started) / 1e9);
     };
     let p: Promise<void>;
-    if (seg.failed || this.#closed) {
+    if (!this.writable(seg)) {
       p = Promise.reject(seg.failed ?? new Error('journal closed'));
     } else if (this.#config.durability === 'durable') {
       p = new Promise<void>((resolve, reject) => {
@@ -360,5 +364,6 @@ function failedEntry(err: Error): JournalEntry {
     write: () => undefined,
     commit: () => Promise.reject(err),
     abort: () => undefined,
+    failed: () => true,
   };
 }

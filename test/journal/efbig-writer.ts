@@ -15,11 +15,14 @@ for (let i = 0; i < 60; i++) {
   const body = message(id.slice(1, -1), 20_000);
   const entry = journal.begin({ queueId: id, mailFrom: 's@x', receivedAt: new Date() });
   entry.write(body);
+  // What the LMTP side asks before sending the final dot (a write error surfaces asynchronously).
+  await new Promise((r) => setImmediate(r));
+  const failedBefore = entry.failed?.() === true;
   try {
     await entry.commit([recipient('a@example.com')], { messageId: id, size: body.length });
-    process.stdout.write(`ok ${id}\n`);
+    process.stdout.write(`ok ${id}${failedBefore ? ' (said failed)' : ''}\n`);
   } catch (err) {
-    process.stdout.write(`rejected ${(err as { code?: string }).code} ${(err as { reply?: { code: number } }).reply?.code}\n`);
+    process.stdout.write(`rejected ${(err as { code?: string }).code} ${(err as { reply?: { code: number } }).reply?.code}${failedBefore ? ' said-failed' : ''}\n`);
   }
   // Give a failed segment's replacement time to open, as real traffic would.
   await new Promise((r) => setTimeout(r, 5));

@@ -80,7 +80,11 @@ describe('journal write and read back', () => {
     await expect(openJournal(journalConfig(dir), obs())).rejects.toMatchObject({ code: 'JOURNAL_UNAVAILABLE' });
     const entry = j.begin({ queueId: 'Q', mailFrom: '', receivedAt: new Date() });
     entry.write(Buffer.from('x\r\n'));
+    expect(entry.failed?.()).toBe(false);
     await j.close();
+    // The LMTP side asks before the final dot, and withholds it: no copy is delivered that we could not journal.
+    expect(entry.failed?.()).toBe(true);
+    expect(j.begin({ queueId: 'Q2', mailFrom: '', receivedAt: new Date() }).failed?.()).toBe(true);
     const err = await entry.commit([recipient('a@example.com')], { messageId: null, size: 3 }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(StorerouteError);
     expect(formatReply((err as StorerouteError).reply)).toBe('451 4.3.0 Replay journal unavailable, try again later');
@@ -363,7 +367,9 @@ describe('journal write errors', () => {
     expect(lines.at(-1)).toBe('done');
     const rejected = lines.filter((l) => l.startsWith('rejected'));
     expect(rejected.length).toBeGreaterThan(0);
-    expect(rejected[0]).toBe('rejected JOURNAL_UNAVAILABLE 451');
+    expect(rejected[0]).toMatch(/^rejected JOURNAL_UNAVAILABLE 451( said-failed)?$/);
+    // failed() is the LMTP side's cue to withhold the final dot: whenever it says so, commit rejects.
+    expect(lines.filter((l) => l.endsWith('(said failed)'))).toEqual([]);
     const lastRejected = lines.lastIndexOf(rejected.at(-1)!);
     expect(lines.slice(lastRejected + 1).filter((l) => l.startsWith('ok')).length).toBeGreaterThan(0);
     const okIds = lines.filter((l) => l.startsWith('ok ')).map((l) => l.slice(3));

@@ -73,6 +73,16 @@ describe('journal behind the LMTP proxy', () => {
     expect((await bodyOf(journal, second)).equals(backend.messages[1]!.body)).toBe(true);
   });
 
+  it('delivers no copy while the journal cannot record: 451 for every recipient, so postfix retries make no duplicates', async () => {
+    await journal.close(); // as after a disk failure: every new entry reports failed()
+    const proxy = { host: '127.0.0.1', port, slot: 'proxy' };
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const r = await deliverMessage(proxy, { mailFrom: 's@x', recipients: ['alice@proxy.test', 'bob@proxy.test'] }, message('down@x'));
+      expect(r.data.map((d) => d && formatReply(d))).toEqual(Array(2).fill('451 4.3.0 Replay journal unavailable, try again later'));
+    }
+    expect(backend.messages).toEqual([]);
+  });
+
   it('does not journal a recipient the backend refused', async () => {
     backend.behaviour = { rcpt: (a) => (a.startsWith('bob') ? { code: 550, text: '5.1.1 User unknown' } : 'accept') };
     await deliverMessage({ host: '127.0.0.1', port, slot: 'proxy' }, { mailFrom: 's@x', recipients: ['alice@proxy.test', 'bob@proxy.test'] }, message('r@x'));
