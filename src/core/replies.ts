@@ -77,6 +77,12 @@ export const replies = {
   directoryBackendDisagree: () =>
     reply(451, '4.3.0', 'Mailbox not found on its server, directory update pending; try again later'),
   tooManyRecipients: () => reply(452, '4.5.3', 'Too many recipients'),
+  /**
+   * The same mailbox twice in one transaction (addresses differing only in case): smtp-server keeps
+   * one envelope entry for both, so a second 250 would leave postfix waiting for a final reply
+   * that never comes. Deferred: postfix sends it again in its own transaction.
+   */
+  duplicateRecipient: () => reply(452, '4.5.3', 'Duplicate recipient in this transaction, send it again separately'),
   shuttingDown: () => reply(421, '4.3.2', 'Service shutting down, try again later'),
   internalError: () => reply(451, '4.3.0', 'Temporary internal error, try again later'),
   journalUnavailable: () => reply(451, '4.3.0', 'Replay journal unavailable, try again later'),

@@ -97,7 +97,7 @@ export class Transaction {
     // smtp-server keeps one envelope entry per lower-cased address, so it will ask for one final
     // reply where postfix, having heard two 250s, waits for two: lock-step broken. The later one
     // is deferred instead (452 4.5.3: postfix sends it again in a new transaction).
-    if (this.accepted.has(key)) return replies.tooManyRecipients();
+    if (this.accepted.has(key)) return replies.duplicateRecipient();
 
     const decision = await resolveRecipient(address, this.deps.directory, this.deps.rules);
     if (this.#stale(attempt)) return this.#dropStale(address, 'lookup');

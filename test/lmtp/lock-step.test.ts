@@ -22,8 +22,8 @@ describe('LMTP lock-step', () => {
     expect(await c.replies(12)).toEqual([
       '250 2.1.0 Accepted',
       '250 2.1.5 Accepted',
-      '452 4.5.3 Too many recipients',
-      '452 4.5.3 Too many recipients',
+      '452 4.5.3 Duplicate recipient in this transaction, send it again separately',
+      '452 4.5.3 Duplicate recipient in this transaction, send it again separately',
       '250 2.1.5 Accepted',
       '354 End data with <CR><LF>.<CR><LF>',
       '250 2.1.5 Delivered to 1 mailbox(es)',
