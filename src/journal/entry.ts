@@ -1,10 +1,12 @@
 /**
- * One message on its way into the journal: body chunks are coalesced into BODY frames of up to
+ * One message on its way into the journal: body chunks are gathered into BODY frames of up to
  * 64 KiB (so a message of one-line chunks does not cost a frame per line) and streamed to the
  * segment; commit() appends the COMMIT frame with the record's meta. Nothing here blocks.
+ * Chunks are never copied: a frame is written from the caller's buffers themselves (split with
+ * subarray at the 64 KiB boundary), so the caller must not change a chunk after write().
  */
-import { createHash, randomBytes, type Hash } from 'node:crypto';
-import { encodeFrame, FRAME_BODY, FRAME_COMMIT } from './frame.js';
+import { createHash, type Hash } from 'node:crypto';
+import { FRAME_BODY, FRAME_COMMIT, FRAME_OVERHEAD, frameParts } from './frame.js';
 import type { CommitMeta } from './reader.js';
 import type { SegmentWriter } from './segment.js';
 import type { JournalEntry, JournalMessageInfo, JournalRecipient } from './types.js';
@@ -14,6 +16,8 @@ export const BODY_FRAME_BYTES = 64 * 1024;
 /** What an entry needs from the journal that made it. */
 export interface EntryHost {
   now(): number;
+  /** 8 fresh random bytes: the new record's id. */
+  recordId(): Buffer;
   /** Resolves when the record is as durable as configured; rejects with the reason it is not. */
   settle(seg: SegmentWriter): Promise<void>;
   /** False once settle() would reject at once (the segment failed, the journal closed). */
@@ -27,7 +31,7 @@ export class Entry implements JournalEntry {
   readonly #host: EntryHost;
   readonly #seg: SegmentWriter;
   readonly #info: JournalMessageInfo;
-  readonly #rawId = randomBytes(8);
+  readonly #rawId: Buffer;
   readonly #hash: Hash = createHash('sha256');
   #held: Buffer[] = [];
   #heldBytes = 0;
@@ -39,6 +43,7 @@ export class Entry implements JournalEntry {
     this.#host = host;
     this.#seg = seg;
     this.#info = info;
+    this.#rawId = host.recordId();
     seg.inflight += 1;
   }
 
@@ -77,7 +82,8 @@ export class Entry implements JournalEntry {
       messageId: summary.messageId,
       chunks: this.#seq,
     };
-    this.#seg.append(encodeFrame(FRAME_COMMIT, this.#rawId, this.#seq, Buffer.from(JSON.stringify(meta), 'utf8')));
+    const json = Buffer.from(JSON.stringify(meta), 'utf8');
+    this.#seg.append(frameParts(FRAME_COMMIT, this.#rawId, this.#seq, [json], json.length), FRAME_OVERHEAD + json.length);
     this.#seg.noteCommit(now);
     const settled = this.#host.settle(this.#seg);
     this.#host.released(this.#seg);
@@ -98,13 +104,31 @@ export class Entry implements JournalEntry {
     this.#host.released(this.#seg);
   }
 
+  /** Frames the first `bytes` held bytes, splitting a chunk (not copying it) at the boundary. */
   #emit(bytes: number): void {
-    const all = this.#held.length === 1 ? this.#held[0]! : Buffer.concat(this.#held, this.#heldBytes);
-    const payload = all.subarray(0, bytes);
-    const rest = all.subarray(bytes);
-    this.#held = rest.length > 0 ? [rest] : [];
-    this.#heldBytes = rest.length;
-    this.#seg.append(encodeFrame(FRAME_BODY, this.#rawId, this.#seq, payload));
+    let parts: Buffer[];
+    if (bytes === this.#heldBytes) {
+      parts = this.#held;
+      this.#held = [];
+    } else {
+      parts = [];
+      let need = bytes;
+      let i = 0;
+      for (; need > 0; i++) {
+        const chunk = this.#held[i]!;
+        if (chunk.length <= need) {
+          parts.push(chunk);
+          need -= chunk.length;
+        } else {
+          parts.push(chunk.subarray(0, need));
+          this.#held[i] = chunk.subarray(need);
+          break;
+        }
+      }
+      this.#held = this.#held.slice(i);
+    }
+    this.#heldBytes -= bytes;
+    this.#seg.append(frameParts(FRAME_BODY, this.#rawId, this.#seq, parts, bytes), FRAME_OVERHEAD + bytes);
     this.#seq += 1;
   }
 }

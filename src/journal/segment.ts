@@ -90,10 +90,13 @@ export class SegmentWriter implements SegmentInfo {
     return new SegmentWriter(dir, index, fh, now);
   }
 
-  /** Queues bytes; returns the offset just past them. Never blocks. */
-  append(frame: Buffer): number {
-    this.#pending.push(frame);
-    this.bytes += frame.length;
+  /**
+   * Queues one frame's buffers (`bytes` in all) and returns the offset just past them. Never
+   * blocks. The buffers are written as they are, by reference: nobody may change them afterwards.
+   */
+  append(parts: readonly Buffer[], bytes: number): number {
+    for (const part of parts) this.#pending.push(part);
+    this.bytes += bytes;
     if (!this.#writeQueued) {
       this.#writeQueued = true;
       // The outcome reaches callers through flush()/sync(); a failure poisons the segment.
@@ -169,12 +172,23 @@ export class SegmentWriter implements SegmentInfo {
     this.#writeQueued = false;
     let bufs = this.#pending;
     this.#pending = [];
-    while (bufs.length > 0) {
-      const total = bufs.reduce((n, b) => n + b.length, 0);
+    let total = 0;
+    for (const b of bufs) total += b.length;
+    while (total > 0) {
       const { bytesWritten } = await this.#fh.writev(bufs, this.#written);
+      if (bytesWritten === 0) throw new Error(`journal segment ${this.file}: write made no progress`);
       this.#written += bytesWritten;
-      if (bytesWritten >= total) break;
-      bufs = [Buffer.concat(bufs).subarray(bytesWritten)]; // short write: retry the rest
+      total -= bytesWritten;
+      if (total > 0) bufs = skipBytes(bufs, bytesWritten); // short write: retry the rest
     }
   }
+}
+
+/** The buffers that remain after the first `n` bytes of `bufs` (no copying). */
+function skipBytes(bufs: Buffer[], n: number): Buffer[] {
+  let i = 0;
+  while (i < bufs.length && n >= bufs[i]!.length) n -= bufs[i++]!.length;
+  const rest = bufs.slice(i);
+  if (n > 0 && rest.length > 0) rest[0] = rest[0]!.subarray(n);
+  return rest;
 }
