@@ -4,6 +4,7 @@
  * 451, never a hung session (an async throw inside smtp-server hangs the client forever).
  */
 import { createServer, type Server, type Socket } from 'node:net';
+import { randomBytes } from 'node:crypto';
 import { unlink } from 'node:fs/promises';
 import { format } from 'node:util';
 import type { Logger } from 'pino';
@@ -69,14 +70,21 @@ const CLIENT_HANG_UPS = new Set(['ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREA
  * line for a client that hung up is debug here: outside a transaction it is routine (postfix
  * and smtp-source close that way), and inside one smtp-server also emits 'error', which is
  * logged as lmtp_client_error.
+ *
+ * Installed as the server's `logger` directly (see below), so it also takes bunyan's
+ * message-only form. The level is checked first: smtp-server logs every command and connection
+ * (a dozen lines per message) and in production none of them is written.
  */
 function smtpLogger(logger: Logger) {
-  const at = (level: 'debug' | 'warn') => (meta: Record<string, unknown>, fmt: string, ...args: unknown[]) => {
-    const { err, tnx, cid } = meta;
+  const at = (level: 'debug' | 'warn') => (meta: unknown, ...rest: unknown[]) => {
+    if (level === 'debug' && !logger.isLevelEnabled('debug')) return;
+    const fields = (typeof meta === 'object' && meta !== null ? meta : {}) as Record<string, unknown>;
+    const args = typeof meta === 'object' && meta !== null ? rest : [meta, ...rest];
+    const { err, tnx, cid } = fields;
     const code = (err as { code?: unknown } | undefined)?.code;
     const lvl = level === 'warn' && typeof code === 'string' && CLIENT_HANG_UPS.has(code) ? 'debug' : level;
-    if (!logger.isLevelEnabled(lvl)) return;
-    logger[lvl]({ tnx, cid, err }, 'smtp_server', format(fmt, ...args));
+    if (lvl !== level && !logger.isLevelEnabled(lvl)) return;
+    logger[lvl]({ tnx, cid, err }, 'smtp_server', format(...(args as [unknown, ...unknown[]])));
   };
   const l = { trace: at('debug'), debug: at('debug'), info: at('debug'), warn: at('warn'), error: at('warn'),
     fatal: at('warn'), child: () => l };
@@ -105,6 +113,8 @@ export function createLmtpServer(deps: LmtpServerDeps): LmtpServer {
   let shuttingDown = false;
   const listeners: Server[] = [];
   const openSockets = new Set<Socket>();
+  const idPrefix = randomBytes(5).toString('hex');
+  let connections = 0;
 
   const stateOf = (session: SMTPServerSession): ClientState => {
     let s = clients.get(session.id);
@@ -243,6 +253,10 @@ export function createLmtpServer(deps: LmtpServerDeps): LmtpServer {
       endTransaction(state);
     },
   });
+  // smtp-server wraps the logger it is given in nodemailer's adapter, which copies the fields of
+  // every line into a new object before our level check could skip it; its connections log
+  // through `server.logger`, so ours goes there directly (pinned version: smtp-patch.ts).
+  (smtp as unknown as { logger: unknown }).logger = smtpLogger(logger);
   smtp.on('error', (err) => logger.warn({ err }, 'lmtp_client_error'));
 
   const accept = (socket: Socket) => {
@@ -253,7 +267,9 @@ export function createLmtpServer(deps: LmtpServerDeps): LmtpServer {
       socket.end(`${formatReply(replies.shuttingDown())}\r\n`);
       return;
     }
-    smtp.connect(socket);
+    // Our own session id (smtp-server draws 10 random bytes per connection otherwise): a random
+    // prefix per server keeps ids (and queue ids made from them) unique across restarts.
+    smtp.connect(socket, { id: `${idPrefix}${(++connections).toString(36).padStart(6, '0')}` });
   };
 
   async function listen(): Promise<{ port?: number; socket?: string }> {
