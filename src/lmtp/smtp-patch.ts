@@ -1,5 +1,5 @@
 /**
- * Two runtime patches of smtp-server's private SMTPConnection, for the pinned version only
+ * Runtime patches of smtp-server's private SMTPConnection, for the pinned version only
  * (LIBRARIES.md; covered by wire tests in test/lmtp/smtp-patch.test.ts):
  *
  * 1. `send`: smtp-server derives the enhanced status code from the 3-digit code by a fixed table,
@@ -11,6 +11,11 @@
  *    connection per message that caps a proxy near 100 messages/s. We greet at once.
  * 3. `SMTPStream._feedDataStream` (DATA mode): a copy of every chunk and a per-byte JS loop
  *    replaced by an indexOf scan over sub-arrays (smtp-data-mode.ts says why and what is kept).
+ * 4. `handler_QUIT`: after the 221 the socket is half-closed and kept reading until the client's
+ *    FIN, which clients commonly answer with a reset (smtp-source does, every connection): a
+ *    read, an ECONNRESET error built with its stack, smtp-server's error path and log line, per
+ *    connection. QUIT is the last command (RFC 5321 §4.1.1.10: whatever follows it is discarded
+ *    unparsed already), so once the 221 and our FIN are handed to the kernel the socket is closed.
  *
  * Applying is idempotent. A different smtp-server version refuses to start rather than run with
  * patches written against code it does not have.
@@ -37,6 +42,7 @@ interface ConnectionInternals {
   name: string;
   _socket?: import('node:net').Socket;
   _storerouteCorked?: boolean;
+  handler_QUIT(command: unknown, callback: () => void): void;
 }
 
 export function smtpServerVersion(): string {
@@ -54,7 +60,8 @@ export function applySmtpServerPatches(): void {
   if (version !== PATCHED_SMTP_SERVER_VERSION || typeof proto._setListeners !== 'function'
     || typeof proto.connectionReady !== 'function' || !initSource.includes('connectionReady(), 100')
     || !String(stream._feedDataStream).includes('Buffer.concat([this._lastBytes, chunk]')
-    || typeof stream._endDataMode !== 'function' || typeof stream._countDataBytes !== 'function') {
+    || typeof stream._endDataMode !== 'function' || typeof stream._countDataBytes !== 'function'
+    || !/this\.send\(221, 'Bye'\);\s*this\.close\(\);\s*callback\(\);/.test(String(proto.handler_QUIT))) {
     throw new Error(`storeroute patches smtp-server ${PATCHED_SMTP_SERVER_VERSION} (private SMTPConnection.send/init); `
       + `found ${version}: re-verify src/lmtp/smtp-patch.ts against it and pin the new version`);
   }
@@ -86,6 +93,16 @@ export function applySmtpServerPatches(): void {
       }
       this.connectionReady();
     });
+  };
+
+  const originalQuit = proto.handler_QUIT;
+  proto.handler_QUIT = function handlerQuit(this: ConnectionInternals, command: unknown, callback: () => void): void {
+    originalQuit.call(this, command, callback); // 221, end() (our FIN after it), stop parsing
+    const socket = this._socket;
+    if (!socket || socket.destroyed) return;
+    // 'finish': the 221 and the FIN are in the kernel's hands; closing does not discard them.
+    if (socket.writableFinished) socket.destroy();
+    else socket.once('finish', () => socket.destroy());
   };
 
   const originalStart = stream.startDataMode;

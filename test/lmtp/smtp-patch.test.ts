@@ -2,7 +2,9 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { SMTPServer } from 'smtp-server';
 import { applySmtpServerPatches, smtpServerVersion, PATCHED_SMTP_SERVER_VERSION } from '../../src/lmtp/smtp-patch.js';
+import { connect } from 'node:net';
 import { WireClient } from './wire-client.js';
+import { waitFor } from '../helpers/ports.js';
 
 let server: SMTPServer | null = null;
 afterEach(async () => { await new Promise<void>((r) => (server ? server.close(() => r()) : r())); server = null; });
@@ -47,5 +49,32 @@ describe('smtp-server patches', () => {
       c.close();
     }
     expect(Math.min(...times)).toBeLessThan(50);
+  });
+});
+
+describe('smtp-server patches: QUIT', () => {
+  it('closes the connection once the 221 is sent, without waiting for the client to close its side', async () => {
+    applySmtpServerPatches();
+    let closedAt = 0;
+    server = new SMTPServer({
+      lmtp: true, name: 'p.test', logger: false, disabledCommands: ['AUTH', 'STARTTLS'], hideENHANCEDSTATUSCODES: false,
+      disableReverseLookup: true,
+      socketTimeout: 10_000, closeTimeout: 200, onClose: () => { closedAt = performance.now(); },
+    });
+    await new Promise<void>((r) => server!.listen(0, '127.0.0.1', () => r()));
+    const port = (server.server.address() as { port: number }).port;
+    // A client that never closes its side: the server must not need its FIN (or its reset).
+    const socket = connect({ port, host: '127.0.0.1', allowHalfOpen: true });
+    let received = '';
+    socket.on('data', (c: Buffer) => { received += c.toString('latin1'); });
+    const ended = new Promise<void>((r) => socket.once('end', () => r()));
+    await waitFor(() => received.startsWith('220 '), 2_000, 'the greeting');
+    socket.write('LHLO x\r\nQUIT\r\n');
+    await ended;
+    const t0 = performance.now();
+    expect(received.split('\r\n').slice(-2)).toEqual(['221 2.0.0 Bye', '']);
+    await waitFor(() => closedAt > 0, 2_000, 'the server to close the connection');
+    expect(closedAt - t0).toBeLessThan(1_000);
+    socket.destroy();
   });
 });
