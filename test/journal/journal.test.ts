@@ -58,6 +58,28 @@ describe('journal write and read back', () => {
     expect(j.stats().records).toBe(4);
   });
 
+  it('stores bodies written in chunks of any size (tiny, over 64 KiB, across frame boundaries) in BODY frames of at most 64 KiB', async () => {
+    const j = await start();
+    const body = message('sizes@x', 400_000);
+    const sizes = [1, 65_535, 2, 200_000, 16_384, 77];
+    const entry = j.begin({ queueId: 'Qsizes', mailFrom: 'sender@example.org', receivedAt: new Date() });
+    let at = 0;
+    for (let i = 0; at < body.length; i++) {
+      const n = sizes[i % sizes.length]!;
+      entry.write(body.subarray(at, at + n));
+      at += n;
+    }
+    await entry.commit([recipient('a@example.com')], { messageId: '<sizes@x>', size: body.length });
+    const [r] = await readAll(j.read());
+    expect(r!.sha256).toBe(sha(body));
+    expect((await bodyOf(j, r!)).equals(body)).toBe(true);
+    const lengths = r!.location.chunks.map(([, len]) => len);
+    expect(lengths.reduce((a, b) => a + b, 0)).toBe(body.length);
+    // Full 64 KiB frames, then the remainder: the same frames as when chunks were copied together.
+    expect(lengths.slice(0, -1).every((len) => len === 64 * 1024)).toBe(true);
+    expect(lengths.at(-1)).toBe(body.length % (64 * 1024) || 64 * 1024);
+  });
+
   it('ignores aborted records and records never committed, and keeps records across a reopen', async () => {
     let j = await start();
     await journalOne(j, message('kept@x'), [recipient('a@example.com')]);
