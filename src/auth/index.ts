@@ -4,7 +4,6 @@
  * Protocol notes live in request.ts (what nginx sends) and response.ts (what it understands);
  * the decision itself in login.ts.
  */
-import { Counter, Gauge, Histogram } from 'prom-client';
 import type { Config } from '../config/index.js';
 import type { Directory } from '../directory/types.js';
 import type { Observability } from '../core/deps.js';
@@ -12,8 +11,9 @@ import { addressSet, authConfigProblems, secretMatches } from './access.js';
 import { ConfigError } from '../core/errors.js';
 import { createLoginHandler } from './login.js';
 import { isBadRequest, parseAuthRequest } from './request.js';
-import { answers, STATUS_INVALID, type AuthAnswer, type AuthResult } from './response.js';
+import { answers, STATUS_INVALID, type AuthAnswer } from './response.js';
 import { createHttpServer, type Exchange, type HttpRequest } from './http.js';
+import { authMetrics } from './metrics.js';
 import { createMemoryThrottleStore, type ThrottleStore } from './throttle.js';
 import { createRedisThrottleStore } from './throttle-redis.js';
 import type { Cluster, Redis } from 'ioredis';
@@ -48,40 +48,6 @@ export interface AuthServer {
   close(): Promise<void>;
 }
 
-function authMetrics(obs: Observability, heldLogins: () => number) {
-  const requests = new Counter({
-    name: 'storeroute_auth_requests_total',
-    help: 'auth_http requests answered, by Auth-Protocol and result',
-    labelNames: ['protocol', 'result'] as const,
-    registers: [obs.metrics],
-  });
-  const duration = new Histogram({
-    name: 'storeroute_auth_request_duration_seconds',
-    help: 'Time from request headers to answer, by result',
-    labelNames: ['result'] as const,
-    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
-    registers: [obs.metrics],
-  });
-  new Gauge({
-    name: 'storeroute_auth_held_logins',
-    help: 'Logins currently being held with Auth-Status WAIT (per user and client address)',
-    registers: [obs.metrics],
-    collect() { this.set(heldLogins()); },
-  });
-  // Label children cached: observe() on a child costs a fraction of labels() lookups.
-  const counters = new Map<string, Counter.Internal>();
-  const timers = new Map<string, Histogram.Internal<'result'>>();
-  return (protocol: string, result: AuthResult, seconds: number) => {
-    const key = `${protocol}|${result}`;
-    let c = counters.get(key);
-    if (!c) { c = requests.labels(protocol, result); counters.set(key, c); }
-    c.inc();
-    let h = timers.get(result);
-    if (!h) { h = duration.labels(result); timers.set(result, h); }
-    h.observe(seconds);
-  };
-}
-
 /** Throws a ConfigError naming `auth.sharedSecret` when the endpoint would answer anyone (see access.ts). */
 export function createAuthServer(deps: AuthServerDeps): AuthServer {
   const { config, directory, throttle, obs } = deps;
@@ -93,7 +59,7 @@ export function createAuthServer(deps: AuthServerDeps): AuthServer {
   const secretHeader = config.sharedSecret?.header.toLowerCase();
   const secretValue = config.sharedSecret ? Buffer.from(config.sharedSecret.value, 'utf8') : null;
   const handler = createLoginHandler(config, directory, throttle, logger);
-  const record = authMetrics(obs, () => handler.holds.size);
+  const record = authMetrics(obs.metrics, () => handler.holds.size);
 
   const debugOn = () => logger.isLevelEnabled('debug');
 

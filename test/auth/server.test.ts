@@ -28,6 +28,27 @@ describe('routing a login to the current master', () => {
     expect(a.bytes).toBeLessThan(1024);
   });
 
+  it('counts answers by protocol and result and times them in the duration histogram (Prometheus text)', async () => {
+    rig = await startAuthRig();
+    await exchange(rig.port, { user: 'alice', protocol: 'imap' });
+    await exchange(rig.port, { user: 'alice', protocol: 'pop3' });
+    await exchange(rig.port, { user: 'nobody', protocol: 'imap' });
+    const text = await rig.metrics.metrics();
+    expect(text).toContain('storeroute_auth_requests_total{protocol="imap",result="ok"} 1\n');
+    expect(text).toContain('storeroute_auth_requests_total{protocol="pop3",result="ok"} 1\n');
+    expect(text).toContain('storeroute_auth_requests_total{protocol="imap",result="invalid"} 1\n');
+    expect(text).toContain('# TYPE storeroute_auth_request_duration_seconds histogram\n');
+    expect(text).toContain('storeroute_auth_request_duration_seconds_bucket{le="+Inf",result="ok"} 2\n');
+    expect(text).toContain('storeroute_auth_request_duration_seconds_count{result="invalid"} 1\n');
+    expect(text).not.toContain('result="wait"'); // results never answered are not exported
+    // Buckets are cumulative and end at the count.
+    const ok = [...text.matchAll(/storeroute_auth_request_duration_seconds_bucket\{le="[^"]+",result="ok"\} (\d+)/g)].map((m) => Number(m[1]));
+    expect(ok).toHaveLength(13);
+    expect(ok.every((v, i) => i === 0 || v >= ok[i - 1]!)).toBe(true);
+    expect(ok.at(-1)).toBe(2);
+    expect(text).toContain('storeroute_auth_held_logins 0');
+  });
+
   it('answers a pop3 login with the pop3 port of the master slot', async () => {
     rig = await startAuthRig();
     const a = await exchange(rig.port, { user: 'alice', pass: PASSWORD, protocol: 'pop3', clientHost: 'client.example' });

@@ -11,6 +11,7 @@ import { parseConfig, type Config, type ConfigInput } from '../../src/config/ind
 import { createDirectory } from '../../src/directory/index.js';
 import type { Directory } from '../../src/directory/types.js';
 import { createAuthServer, createMemoryThrottleStore, type ThrottleStore } from '../../src/auth/index.js';
+import type { Registry } from 'prom-client';
 import { testRegistry } from '../helpers/logger.js';
 
 export const SLOT_A = { name: 'slot-a', machine: 'm1', ip: '127.0.0.11', imap: 10143, pop3: 10110 } as const;
@@ -21,6 +22,7 @@ export interface AuthRig {
   directory: Directory;
   config: Config['auth'];
   logs: Record<string, unknown>[];
+  metrics: Registry;
   rawLogs: () => string;
   close(): Promise<void>;
 }
@@ -54,12 +56,14 @@ export async function startAuthRig(auth: ConfigInput['auth'] = {}, options: {
   const sink = new Writable({ write(chunk, _enc, cb) { lines.push(String(chunk)); cb(); } });
   const logger = pino({ level: 'debug' }, sink);
   const throttle = options.throttle ?? createMemoryThrottleStore();
-  const server = createAuthServer({ config, directory, throttle, obs: { logger, metrics: testRegistry() } });
+  const metrics = testRegistry();
+  const server = createAuthServer({ config, directory, throttle, obs: { logger, metrics } });
   const { port } = await server.listen();
   return {
     port,
     directory,
     config,
+    metrics,
     get logs() { return lines.join('').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>); },
     rawLogs: () => lines.join(''),
     async close() {
