@@ -76,12 +76,34 @@ const REASONS: Record<number, string> = {
 };
 const STATUS_LINES = new Map(Object.entries(REASONS).map(([code, reason]) => [Number(code), `HTTP/1.1 ${code} ${reason}\r\n`]));
 
-/** Control characters other than HTAB/LF, and a CR not followed by LF. */
-// eslint-disable-next-line no-control-regex -- finding control bytes is the point
-const BAD_BYTES = /[\x00-\x08\x0b\x0c\x0e-\x1f]|\r(?!\n)/;
-const LINE_END = /\r?\n/;
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const REQUEST_LINE = /^([!#$%&'*+\-.^_`|~0-9A-Za-z]+) ([\x21-\x7e]+) HTTP\/1\.([01])$/;
+/** tchar (RFC 9110 5.6.2) by char code: 1 for a token character. */
+const TCHAR = new Uint8Array(128);
+for (const c of "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz") TCHAR[c.charCodeAt(0)] = 1;
+/**
+ * Header name as sent → lower-case name. nginx sends the same dozen names on every request, so
+ * this saves a toLowerCase and the re-hashing of a fresh key string per header; bounded, so
+ * made-up names from elsewhere only miss.
+ */
+const LOWER_NAMES = new Map<string, string>();
+function lowerName(name: string): string {
+  const known = LOWER_NAMES.get(name);
+  if (known !== undefined) return known;
+  const lower = name.toLowerCase();
+  if (LOWER_NAMES.size < 256) LOWER_NAMES.set(name, lower);
+  return lower;
+}
+
+/** No control characters other than HTAB and CRLF/LF line ends (NUL, a bare CR …). */
+function hasBadByte(s: string): boolean {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 32 || c === 9 || c === 10) continue;
+    if (c === 13 && s.charCodeAt(i + 1) === 10) continue;
+    return true;
+  }
+  return false;
+}
 
 /** Index just past the first empty line (CRLF or bare LF), or -1. */
 function headEnd(s: string): number {
@@ -107,24 +129,43 @@ function hasToken(list: string, token: string): boolean {
 
 interface ParsedHead { method: string; target: string; headers: Record<string, string | undefined>; keepAlive: boolean }
 
-/** Reads one complete head (request line, header lines, empty line). */
+/**
+ * Reads one complete head (request line, header lines, empty line). One pass over the string by
+ * index (no split, no per-line strings, no regex per header): it runs once per login.
+ */
 export function parseHead(head: string): ParsedHead | HttpProblem {
-  if (BAD_BYTES.test(head)) return 'bad-byte';
-  const lines = head.split(LINE_END);
-  const m = REQUEST_LINE.exec(lines[0]!);
+  if (hasBadByte(head)) return 'bad-byte';
+  // Every CR is followed by LF here (hasBadByte), so a line ends at LF, minus a CR before it.
+  let nl = head.indexOf('\n');
+  if (nl === -1) nl = head.length;
+  const m = REQUEST_LINE.exec(head.slice(0, nl > 0 && head.charCodeAt(nl - 1) === 13 ? nl - 1 : nl));
   if (!m) return 'bad-request-line';
   const headers: Record<string, string | undefined> = Object.create(null) as Record<string, string | undefined>;
-  for (let i = 1; i < lines.length; i++) {
-    const line = lines[i]!;
-    if (line === '') break;
-    const colon = line.indexOf(':');
-    if (colon <= 0) return 'bad-header';
-    const name = line.slice(0, colon);
-    if (!TOKEN.test(name)) return 'bad-header'; // also: obs-fold, a space before the colon
-    const key = name.toLowerCase();
-    const value = trimOws(line.slice(colon + 1));
+  let pos = nl + 1;
+  while (pos < head.length) {
+    nl = head.indexOf('\n', pos);
+    if (nl === -1) nl = head.length;
+    const end = nl > pos && head.charCodeAt(nl - 1) === 13 ? nl - 1 : nl;
+    if (end === pos) break; // the empty line
+    // The name: tchar up to the colon; anything else (obs-fold, a space before the colon) → 400.
+    let colon = pos;
+    for (; colon < end; colon++) {
+      const c = head.charCodeAt(colon);
+      if (c === 58) break;
+      if (c >= 128 || TCHAR[c] === 0) return 'bad-header';
+    }
+    if (colon === pos || colon === end) return 'bad-header';
+    const key = lowerName(head.slice(pos, colon));
+    // The value, trimmed of SP/HTAB only (String.prototype.trim would also eat 0xA0, a byte of
+    // many UTF-8 characters).
+    let a = colon + 1;
+    let b = end;
+    while (a < b && (head.charCodeAt(a) === 32 || head.charCodeAt(a) === 9)) a++;
+    while (b > a && (head.charCodeAt(b - 1) === 32 || head.charCodeAt(b - 1) === 9)) b--;
+    const value = head.slice(a, b);
     const prev = headers[key];
     headers[key] = prev === undefined ? value : `${prev}, ${value}`;
+    pos = nl + 1;
   }
   const length = headers['content-length'];
   if (headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0')) return 'body-not-expected';

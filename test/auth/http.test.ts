@@ -6,6 +6,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { connect, type Socket } from 'node:net';
 import { waitFor } from '../helpers/ports.js';
+import { parseHead } from '../../src/auth/http.js';
 import { startAuthRig, type AuthRig } from './setup.js';
 import { exchange, nginxRequestBytes, type NginxRequest } from './wire.js';
 
@@ -187,5 +188,16 @@ describe('what the reader accepts and refuses', () => {
     expect((await exchange(rig.port, sized(1024))).raw).toBe(OK + CLOSE);
     expect((await exchange(rig.port, sized(1025))).status).toBe(431);
     expect(rig.logs.filter((l) => l.msg === 'auth_request_too_large')).toHaveLength(1);
+  });
+
+  it('reads names case-insensitively, trims only SP/HTAB around values, keeps DEL and 0xA0, and refuses an empty name', () => {
+    const parsed = parseHead('GET /auth?x=1 HTTP/1.0\r\nAUTH-USER:\t alice \t\r\nauth-pass: \u00a0pw\u007f\u00a0\r\nX-Empty:\r\nHost: h\n\r\n');
+    expect(parsed).toEqual({
+      method: 'GET', target: '/auth?x=1', keepAlive: false,
+      headers: { 'auth-user': 'alice', 'auth-pass': '\u00a0pw\u007f\u00a0', 'x-empty': '', host: 'h' },
+    });
+    expect(parseHead('GET /auth HTTP/1.1\r\n: x\r\n\r\n')).toBe('bad-header');
+    expect(parseHead('GET /auth HTTP/1.1\r\nConnection: x, Close\r\n\r\n')).toMatchObject({ keepAlive: false });
+    expect(parseHead('GET /auth HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n')).toMatchObject({ keepAlive: true });
   });
 });
