@@ -5,7 +5,6 @@
  */
 import { randomBytes } from 'node:crypto';
 
-const HEADER_END = /\r?\n\r?\n/;
 const MESSAGE_ID = /^message-id:[ \t]*([^\r\n]*(?:\r?\n[ \t][^\r\n]*)*)/im;
 
 export class HeaderScanner {
@@ -22,16 +21,16 @@ export class HeaderScanner {
     if (this.#done) return [chunk];
     this.#pending.push(chunk);
     this.#pendingBytes += chunk.length;
-    const head = Buffer.concat(this.#pending, this.#pendingBytes);
-    const text = head.toString('latin1');
-    // An empty header block: the message starts with the blank line.
-    const end = /^\r?\n/.test(text) ? { index: 0, length: 0 } : HEADER_END.exec(text);
-    if (!end) {
+    // Usually the whole header is in the first chunk: no copy then. The body is never decoded:
+    // this runs for every message the journal records, and a 64 KiB chunk decoded to text and
+    // searched with a regex cost ~30 µs.
+    const head = this.#pending.length === 1 ? chunk : Buffer.concat(this.#pending, this.#pendingBytes);
+    const headerEnd = findHeaderEnd(head);
+    if (headerEnd === -1) {
       if (this.#pendingBytes > this.maxHeaderBytes) return this.#flush([head]);
       return [];
     }
-    const headerEnd = end.index === 0 && end.length === 0 ? 0 : end.index + (text[end.index] === '\r' ? 2 : 1);
-    const header = text.slice(0, headerEnd);
+    const header = head.toString('latin1', 0, headerEnd);
     const found = MESSAGE_ID.exec(header);
     if (found) {
       this.messageId = (found[1] ?? '').replace(/\r?\n[ \t]/g, ' ').trim() || null;
@@ -55,4 +54,19 @@ export class HeaderScanner {
     this.#pendingBytes = 0;
     return out.filter((b) => b.length > 0);
   }
+}
+
+const LF = 0x0a;
+const CR = 0x0d;
+
+/**
+ * Offset of the blank line that ends the header block (0 when the message starts with it), or -1
+ * while it has not arrived. CRLF and bare LF line ends are both accepted, as before.
+ */
+export function findHeaderEnd(buf: Buffer): number {
+  if (buf[0] === LF || (buf[0] === CR && buf[1] === LF)) return 0;
+  const crlf = buf.indexOf('\n\r\n', 0, 'latin1');
+  const lf = buf.indexOf('\n\n', 0, 'latin1');
+  const at = crlf === -1 ? lf : lf === -1 ? crlf : Math.min(crlf, lf);
+  return at === -1 ? -1 : at + 1;
 }
