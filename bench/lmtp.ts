@@ -10,8 +10,8 @@
  * plus 4 KB with a new connection per message. For each: messages/s both ways, proxy÷direct, and
  * the proxy's CPU time per message (the proxy runs in a child process; we read its cpuUsage()).
  * Journal off. All recipients of a message live on one store (one backend session per message).
- * The proxy logs at info (one lmtp_delivery line per recipient) synchronously, as main.ts's
- * default pino destination does, to /dev/null.
+ * The proxy logs at info (one lmtp_delivery line per recipient) to /dev/null through an
+ * asynchronous pino destination, as main.ts's createLogger does.
  *
  * `npx tsx bench/lmtp.ts proxy <sinkPort>` is the child: it prints {"port":N} and answers "cpu"
  * on stdin with {"cpu":µs,"rss":kB,"maxRss":kB,"hwm":kB,"arrayBuffers":kB,"gcMinor":n,"gcMajor":n};
@@ -40,7 +40,7 @@ async function proxyChild(sinkPort: number): Promise<void> {
   // connection) costs a source-map lookup when Node captures the error's stack.
   process.setSourceMapsEnabled(false);
   const tmp = await mkdtemp(join(tmpdir(), 'sr-bench-lmtp-'));
-  const obs = { logger: pino({ level: 'info' }, pino.destination({ dest: '/dev/null', sync: true })), metrics: new Registry() };
+  const obs = { logger: pino({ level: 'info' }, pino.destination({ dest: '/dev/null', sync: false })), metrics: new Registry() };
   const config = parseConfig({
     directory: { backend: 'embedded', embedded: { file: join(tmp, 'directory.json') } },
     lmtp: { listen: { host: '127.0.0.1', port: 0 }, maxMessageSize: 300 * 1024 * 1024, maxClients: 1000 },
