@@ -94,6 +94,17 @@ function lowerName(name: string): string {
   return lower;
 }
 
+/**
+ * The headers object: no Object.prototype behind it (a header named `__proto__` or `constructor`
+ * is just a header, an absent one reads undefined), like Object.create(null), but built by a
+ * constructor so V8 keeps it in fast mode: nginx sends the same names in the same order, so
+ * every request's object shares one hidden class and reads of it are inline loads, where an
+ * Object.create(null) object is a hash table behind a generic IC call per read (perf showed
+ * those IC calls as ~4% of the server's samples).
+ */
+const HeaderBag = function HeaderBag() { /* fields are added by parseHead */ } as unknown as new () => Record<string, string | undefined>;
+HeaderBag.prototype = Object.create(null) as object;
+
 /** No control characters other than HTAB and CRLF/LF line ends (NUL, a bare CR …). */
 function hasBadByte(s: string): boolean {
   for (let i = 0; i < s.length; i++) {
@@ -140,7 +151,7 @@ export function parseHead(head: string): ParsedHead | HttpProblem {
   if (nl === -1) nl = head.length;
   const m = REQUEST_LINE.exec(head.slice(0, nl > 0 && head.charCodeAt(nl - 1) === 13 ? nl - 1 : nl));
   if (!m) return 'bad-request-line';
-  const headers: Record<string, string | undefined> = Object.create(null) as Record<string, string | undefined>;
+  const headers = new HeaderBag();
   let pos = nl + 1;
   while (pos < head.length) {
     nl = head.indexOf('\n', pos);

@@ -200,4 +200,13 @@ describe('what the reader accepts and refuses', () => {
     expect(parseHead('GET /auth HTTP/1.1\r\nConnection: x, Close\r\n\r\n')).toMatchObject({ keepAlive: false });
     expect(parseHead('GET /auth HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n')).toMatchObject({ keepAlive: true });
   });
+
+  it('treats headers named __proto__ or constructor as plain headers, and absent names read undefined', () => {
+    const parsed = parseHead('GET /auth HTTP/1.0\r\n__proto__: x\r\nConstructor: y\r\n\r\n');
+    if (typeof parsed === 'string') throw new Error(parsed);
+    expect(Object.entries(parsed.headers)).toEqual([['__proto__', 'x'], ['constructor', 'y']]);
+    const plain = parseHead('GET /auth HTTP/1.0\r\nHost: h\r\n\r\n');
+    if (typeof plain === 'string') throw new Error(plain);
+    expect([plain.headers.constructor, plain.headers.toString, plain.headers['__proto__'], plain.headers.hasOwnProperty]).toEqual([undefined, undefined, undefined, undefined]);
+  });
 });
