@@ -10,8 +10,8 @@
  * plus 4 KB with a new connection per message. For each: messages/s both ways, proxy÷direct, and
  * the proxy's CPU time per message (the proxy runs in a child process; we read its cpuUsage()).
  * Journal off. All recipients of a message live on one store (one backend session per message).
- * The proxy logs at info (one lmtp_delivery line per recipient) to /dev/null through an
- * asynchronous pino destination, as main.ts's createLogger does.
+ * The proxy logs at info (one lmtp_delivery line per recipient) to /dev/null through
+ * main.ts's createLogger (asynchronous, batched), as in production.
  *
  * `npx tsx bench/lmtp.ts proxy <sinkPort>` is the child: it prints {"port":N} and answers "cpu"
  * on stdin with {"cpu":µs,"rss":kB,"maxRss":kB,"hwm":kB,"arrayBuffers":kB,"gcMinor":n,"gcMajor":n};
@@ -24,11 +24,11 @@ import { PerformanceObserver, constants as perfConstants, type PerformanceEntry 
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { parseConfig } from '../src/config/index.js';
 import { createDirectory } from '../src/directory/index.js';
 import { createLmtpServer } from '../src/lmtp/index.js';
+import { createLogger } from '../src/main.js';
 import { freePort, waitFor } from '../test/helpers/ports.js';
 
 export const RECIPIENT_DOMAIN = 'bench.test';
@@ -40,7 +40,7 @@ async function proxyChild(sinkPort: number): Promise<void> {
   // connection) costs a source-map lookup when Node captures the error's stack.
   process.setSourceMapsEnabled(false);
   const tmp = await mkdtemp(join(tmpdir(), 'sr-bench-lmtp-'));
-  const obs = { logger: pino({ level: 'info' }, pino.destination({ dest: '/dev/null', sync: false })), metrics: new Registry() };
+  const obs = { logger: createLogger({ level: 'info' }, '/dev/null'), metrics: new Registry() };
   const config = parseConfig({
     directory: { backend: 'embedded', embedded: { file: join(tmp, 'directory.json') } },
     lmtp: { listen: { host: '127.0.0.1', port: 0 }, maxMessageSize: 300 * 1024 * 1024, maxClients: 1000 },

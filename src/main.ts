@@ -33,14 +33,24 @@ export interface Running {
 const REDACT = ['password', 'pass', 'token', 'authPass', '*.password', '*.pass', '*.token', 'headers["auth-pass"]', 'req.headers["auth-pass"]', 'req.headers.authorization'];
 
 /**
- * JSON lines on stdout, written asynchronously: a synchronous write per delivered recipient was
- * one more system call on the delivery path (measured with bench/lmtp.ts). pino flushes what is
- * buffered when the process exits, including through process.exit() in handleSignals.
+ * JSON lines on stdout, written asynchronously and in batches. A write per delivered recipient
+ * went through libuv's thread pool (a futex hand-off and an eventfd wake-up each): with
+ * bench/lmtp.ts at 4 KB × 10 sessions that was about a quarter of the proxy's CPU per message
+ * (0.40 → 0.31 ms/msg with lines gathered to 4 KB before each write). A line therefore waits for
+ * 4 KB of company or for the next flush tick, at most LOG_FLUSH_MS: fine for `tail -f` at 3 a.m.
+ * pino flushes what is buffered when the process exits, including through process.exit() in
+ * handleSignals; a kill -9 loses at most the last tick's lines.
  */
-export function createLogger(config: Config['log']): Logger {
+export const LOG_BATCH_BYTES = 4096;
+export const LOG_FLUSH_MS = 500;
+
+export function createLogger(config: Config['log'], dest: number | string = 1): Logger {
+  const stream = pino.destination({ dest, sync: false, minLength: LOG_BATCH_BYTES });
+  // unref: the tick never keeps a stopping process alive; exit flushes the rest.
+  setInterval(() => stream.flush(), LOG_FLUSH_MS).unref();
   return pino(
     { level: config.level, base: { pid: process.pid }, redact: { paths: REDACT, censor: '[redacted]' } },
-    pino.destination({ dest: 1, sync: false }),
+    stream,
   );
 }
 
