@@ -1,23 +1,32 @@
 /**
- * One message on its way into the journal: body chunks are gathered into BODY frames of up to
- * 64 KiB (so a message of one-line chunks does not cost a frame per line) and streamed to the
- * segment; commit() appends the COMMIT frame with the record's meta. Nothing here blocks.
- * Chunks are never copied: a frame is written from the caller's buffers themselves (split with
- * subarray at the 64 KiB boundary), so the caller must not change a chunk after write().
+ * One message on its way into the journal: body chunks are copied into BODY frames of up to
+ * 64 KiB built in pooled buffers (frame-pool.ts), and commit() adds the COMMIT frame with the
+ * record's meta, in the same buffer when it fits. A record's frames go to the segment together,
+ * at commit (or every MAX_HELD_FRAMES full frames for a large message), as one append: one write
+ * per record instead of one per frame. Nothing here blocks.
  */
 import { createHash, type Hash } from 'node:crypto';
-import { FRAME_BODY, FRAME_COMMIT, FRAME_OVERHEAD, frameParts } from './frame.js';
+import { FRAME_BODY, FRAME_COMMIT, FRAME_OVERHEAD, HEADER_BYTES, frameParts, sealFrameAt } from './frame.js';
+import { BODY_FRAME_BYTES, POOLED_BUFFER_BYTES, type FramePool } from './frame-pool.js';
 import type { CommitMeta } from './reader.js';
 import type { SegmentWriter } from './segment.js';
 import type { JournalEntry, JournalMessageInfo, JournalRecipient } from './types.js';
 
-export const BODY_FRAME_BYTES = 64 * 1024;
+export { BODY_FRAME_BYTES } from './frame-pool.js';
+
+/**
+ * Full frames an entry keeps before handing them to the segment: a 100 KB message (one full
+ * frame, the rest and the COMMIT) is one append; a 5 MB one holds at most ~200 KiB at a time.
+ */
+const MAX_HELD_FRAMES = 3;
 
 /** What an entry needs from the journal that made it. */
 export interface EntryHost {
   now(): number;
   /** 8 fresh random bytes: the new record's id. */
   recordId(): Buffer;
+  /** Buffers for frames, given back by the segment once written. */
+  readonly frames: FramePool;
   /** Resolves when the record is as durable as configured; rejects with the reason it is not. */
   settle(seg: SegmentWriter): Promise<void>;
   /** False once settle() would reject at once (the segment failed, the journal closed). */
@@ -33,8 +42,13 @@ export class Entry implements JournalEntry {
   readonly #info: JournalMessageInfo;
   readonly #rawId: Buffer;
   readonly #hash: Hash = createHash('sha256');
-  #held: Buffer[] = [];
-  #heldBytes = 0;
+  /** The frame being filled (pooled), and how many payload bytes it holds. */
+  #buf: Buffer | null = null;
+  #fill = 0;
+  /** Sealed frames not yet appended, their pooled buffers, and their total size. */
+  #ready: Buffer[] = [];
+  #readyPooled: Buffer[] = [];
+  #readyBytes = 0;
   #size = 0;
   #seq = 0;
   #state: 'open' | 'committed' | 'aborted' = 'open';
@@ -51,19 +65,25 @@ export class Entry implements JournalEntry {
     return this.#rawId.toString('hex');
   }
 
+  /** Copies the chunk: the caller may reuse it as soon as this returns. */
   write(chunk: Buffer): void {
     if (this.#state !== 'open' || chunk.length === 0) return;
     this.#hash.update(chunk);
     this.#size += chunk.length;
-    this.#held.push(chunk);
-    this.#heldBytes += chunk.length;
-    while (this.#heldBytes >= BODY_FRAME_BYTES) this.#emit(BODY_FRAME_BYTES);
+    let from = 0;
+    while (from < chunk.length) {
+      const buf = this.#buf ??= this.#host.frames.take();
+      const n = Math.min(chunk.length - from, BODY_FRAME_BYTES - this.#fill);
+      chunk.copy(buf, HEADER_BYTES + this.#fill, from, from + n);
+      this.#fill += n;
+      from += n;
+      if (this.#fill === BODY_FRAME_BYTES) this.#sealBody();
+    }
   }
 
   commit(recipients: JournalRecipient[], summary: { messageId: string | null; size: number }): Promise<void> {
     if (this.#state !== 'open') return Promise.reject(new Error(`journal entry already ${this.#state}`));
     this.#state = 'committed';
-    if (this.#heldBytes > 0) this.#emit(this.#heldBytes);
     if (summary.size !== this.#size) this.#host.warnSizeMismatch(this.id, summary.size, this.#size);
     const now = this.#host.now();
     const meta: CommitMeta = {
@@ -80,10 +100,27 @@ export class Entry implements JournalEntry {
       size: this.#size,
       sha256: this.#hash.digest('hex'),
       messageId: summary.messageId,
-      chunks: this.#seq,
+      chunks: this.#seq + (this.#fill > 0 ? 1 : 0),
     };
-    const json = Buffer.from(JSON.stringify(meta), 'utf8');
-    this.#seg.append(frameParts(FRAME_COMMIT, this.#rawId, this.#seq, [json], json.length), FRAME_OVERHEAD + json.length);
+    const json = JSON.stringify(meta);
+    const jsonBytes = Buffer.byteLength(json, 'utf8');
+    const buf = this.#buf;
+    if (buf && this.#fill > 0) {
+      // The last, partial BODY frame; the COMMIT frame follows it in the same buffer when it fits.
+      const bodyEnd = FRAME_OVERHEAD + this.#fill;
+      this.#sealBody();
+      if (bodyEnd + FRAME_OVERHEAD + jsonBytes <= POOLED_BUFFER_BYTES) {
+        buf.write(json, bodyEnd + HEADER_BYTES, 'utf8');
+        this.#push(sealFrameAt(buf, bodyEnd, FRAME_COMMIT, this.#rawId, this.#seq, jsonBytes), null);
+      } else {
+        this.#pushCommit(json);
+      }
+    } else {
+      if (buf) this.#host.frames.give(buf); // taken but never filled: the body ended on a frame boundary
+      this.#buf = null;
+      this.#pushCommit(json);
+    }
+    this.#appendReady();
     this.#seg.noteCommit(now);
     const settled = this.#host.settle(this.#seg);
     this.#host.released(this.#seg);
@@ -98,37 +135,44 @@ export class Entry implements JournalEntry {
   abort(): void {
     if (this.#state !== 'open') return;
     this.#state = 'aborted';
-    this.#held = [];
-    this.#heldBytes = 0;
-    // Frames already written stay behind without a COMMIT: readers ignore them.
+    // Never written: the buffers go straight back. Frames already appended stay behind without
+    // a COMMIT, and readers ignore them.
+    if (this.#buf) this.#host.frames.give(this.#buf);
+    for (const b of this.#readyPooled) this.#host.frames.give(b);
+    this.#buf = null;
+    this.#ready = [];
+    this.#readyPooled = [];
+    this.#readyBytes = 0;
     this.#host.released(this.#seg);
   }
 
-  /** Frames the first `bytes` held bytes, splitting a chunk (not copying it) at the boundary. */
-  #emit(bytes: number): void {
-    let parts: Buffer[];
-    if (bytes === this.#heldBytes) {
-      parts = this.#held;
-      this.#held = [];
-    } else {
-      parts = [];
-      let need = bytes;
-      let i = 0;
-      for (; need > 0; i++) {
-        const chunk = this.#held[i]!;
-        if (chunk.length <= need) {
-          parts.push(chunk);
-          need -= chunk.length;
-        } else {
-          parts.push(chunk.subarray(0, need));
-          this.#held[i] = chunk.subarray(need);
-          break;
-        }
-      }
-      this.#held = this.#held.slice(i);
-    }
-    this.#heldBytes -= bytes;
-    this.#seg.append(frameParts(FRAME_BODY, this.#rawId, this.#seq, parts, bytes), FRAME_OVERHEAD + bytes);
+  /** Seals the frame being filled (header, checksums) and queues it with the record's others. */
+  #sealBody(): void {
+    const buf = this.#buf!;
+    this.#push(sealFrameAt(buf, 0, FRAME_BODY, this.#rawId, this.#seq, this.#fill), buf);
     this.#seq += 1;
+    this.#buf = null;
+    this.#fill = 0;
+    if (this.#state === 'open' && this.#readyPooled.length >= MAX_HELD_FRAMES) this.#appendReady();
+  }
+
+  #pushCommit(json: string): void {
+    const payload = Buffer.from(json, 'utf8');
+    const parts = frameParts(FRAME_COMMIT, this.#rawId, this.#seq, [payload], payload.length);
+    for (const p of parts) this.#push(p, null);
+  }
+
+  #push(frame: Buffer, pooled: Buffer | null): void {
+    this.#ready.push(frame);
+    if (pooled) this.#readyPooled.push(pooled);
+    this.#readyBytes += frame.length;
+  }
+
+  #appendReady(): void {
+    if (this.#ready.length === 0) return;
+    this.#seg.append(this.#ready, this.#readyBytes, this.#readyPooled);
+    this.#ready = [];
+    this.#readyPooled = [];
+    this.#readyBytes = 0;
   }
 }

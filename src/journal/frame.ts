@@ -56,6 +56,23 @@ export function frameParts(type: FrameType, recordId: Buffer, seq: number, parts
   return out;
 }
 
+/**
+ * Completes a frame built in place: `buf` holds the payload at [HEADER_BYTES, HEADER_BYTES +
+ * length) and has room for the trailer after it. Writes the header and the trailer; returns the
+ * frame (a view of `buf`, FRAME_OVERHEAD + length bytes). Same bytes as frameParts.
+ */
+export function sealFrameAt(buf: Buffer, start: number, type: FrameType, recordId: Buffer, seq: number, length: number): Buffer {
+  MAGIC.copy(buf, start);
+  buf.writeUInt32BE(type << 24, start + 4); // type, then three reserved zero bytes
+  recordId.copy(buf, start + 8, 0, 8);
+  buf.writeUInt32BE(seq >>> 0, start + 16);
+  buf.writeUInt32BE(length, start + 20);
+  buf.writeUInt32BE(crc32(buf.subarray(start, start + 24)), start + 24);
+  const payload = start + HEADER_BYTES;
+  buf.writeUInt32BE(crc32(buf.subarray(payload, payload + length)), payload + length);
+  return buf.subarray(start, payload + length + TRAILER_BYTES);
+}
+
 /** One frame as a single buffer (tests and tools; the writer uses frameParts). */
 export function encodeFrame(type: FrameType, recordId: Buffer, seq: number, payload: Buffer): Buffer {
   return Buffer.concat(frameParts(type, recordId, seq, [payload], payload.length));

@@ -17,6 +17,7 @@ import type { Observability } from '../core/deps.js';
 import { StorerouteError } from '../core/errors.js';
 import { replies } from '../core/replies.js';
 import { Entry, type EntryHost } from './entry.js';
+import { FramePool } from './frame-pool.js';
 import { journalMetrics, type JournalMetrics, type JournalStats } from './metrics.js';
 import { openRecordBody, readSegment, type Damage, type ReadSegmentOptions } from './reader.js';
 import { damageSummary, DamageMemory, logSegmentDamage } from './damage.js';
@@ -69,6 +70,7 @@ export class FileJournal implements EntryHost {
   #fsyncSeconds = 0;
   /** Random bytes handed out 8 at a time as record ids (one randomBytes(8) per message cost ~5 µs). */
   #idPool = Buffer.alloc(0);
+  readonly frames = new FramePool();
   #idNext = 0;
 
   constructor(config: JournalConfig, obs: Observability, options: OpenJournalOptions = {}) {
@@ -114,7 +116,7 @@ export class FileJournal implements EntryHost {
       }
     }
     this.#sealed.sort((a, b) => a.index - b.index);
-    this.#active = await SegmentWriter.create(this.dir, this.#nextIndex++, this.now());
+    this.#active = await SegmentWriter.create(this.dir, this.#nextIndex++, this.now(), this.frames);
     if (this.#config.durability === 'interval') {
       this.#timers.push(setInterval(() => this.#syncAll(), this.#config.fsyncIntervalMs).unref());
     }
@@ -257,7 +259,7 @@ export class FileJournal implements EntryHost {
   /** Starts a new active segment; the old one drains its in-flight records, then seals. */
   #rotate(): void {
     if (this.#creating || this.#closed) return;
-    this.#creating = SegmentWriter.create(this.dir, this.#nextIndex++, this.now()).then((next) => {
+    this.#creating = SegmentWriter.create(this.dir, this.#nextIndex++, this.now(), this.frames).then((next) => {
       const old = this.#active;
       this.#active = next;
       this.#draining.add(old);

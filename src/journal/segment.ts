@@ -10,6 +10,7 @@
  */
 import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { FramePool } from './frame-pool.js';
 
 const OPEN_RE = /^seg-(\d{8,})\.open$/;
 const SEALED_RE = /^seg-(\d{8,})-(\d+)-(\d+)-(\d+)\.seg$/;
@@ -72,30 +73,36 @@ export class SegmentWriter implements SegmentInfo {
 
   #fh: FileHandle;
   #pending: Buffer[] = [];
+  /** Pooled buffers behind #pending, handed back to the pool once written. */
+  #pendingPooled: Buffer[] = [];
+  readonly #pool: FramePool | null;
   #writeQueued = false;
   #written = 0;
   #synced = 0;
   #chain: Promise<void> = Promise.resolve();
 
-  private constructor(dir: string, index: number, fh: FileHandle, createdAt: number) {
+  private constructor(dir: string, index: number, fh: FileHandle, createdAt: number, pool: FramePool | null) {
     this.dir = dir;
+    this.#pool = pool;
     this.index = index;
     this.file = join(dir, openName(index));
     this.#fh = fh;
     this.createdAt = createdAt;
   }
 
-  static async create(dir: string, index: number, now: number): Promise<SegmentWriter> {
+  static async create(dir: string, index: number, now: number, pool: FramePool | null = null): Promise<SegmentWriter> {
     const fh = await open(join(dir, openName(index)), 'wx');
-    return new SegmentWriter(dir, index, fh, now);
+    return new SegmentWriter(dir, index, fh, now, pool);
   }
 
   /**
-   * Queues one frame's buffers (`bytes` in all) and returns the offset just past them. Never
+   * Queues frames' buffers (`bytes` in all) and returns the offset just past them. Never
    * blocks. The buffers are written as they are, by reference: nobody may change them afterwards.
+   * `pooled`: the pool buffers they live in, given back to the pool once the write is over.
    */
-  append(parts: readonly Buffer[], bytes: number): number {
+  append(parts: readonly Buffer[], bytes: number, pooled?: readonly Buffer[]): number {
     for (const part of parts) this.#pending.push(part);
+    if (pooled) for (const b of pooled) this.#pendingPooled.push(b);
     this.bytes += bytes;
     if (!this.#writeQueued) {
       this.#writeQueued = true;
@@ -171,15 +178,22 @@ export class SegmentWriter implements SegmentInfo {
   async #writePending(): Promise<void> {
     this.#writeQueued = false;
     let bufs = this.#pending;
+    const pooled = this.#pendingPooled;
     this.#pending = [];
+    this.#pendingPooled = [];
     let total = 0;
     for (const b of bufs) total += b.length;
-    while (total > 0) {
-      const { bytesWritten } = await this.#fh.writev(bufs, this.#written);
-      if (bytesWritten === 0) throw new Error(`journal segment ${this.file}: write made no progress`);
-      this.#written += bytesWritten;
-      total -= bytesWritten;
-      if (total > 0) bufs = skipBytes(bufs, bytesWritten); // short write: retry the rest
+    try {
+      while (total > 0) {
+        const { bytesWritten } = await this.#fh.writev(bufs, this.#written);
+        if (bytesWritten === 0) throw new Error(`journal segment ${this.file}: write made no progress`);
+        this.#written += bytesWritten;
+        total -= bytesWritten;
+        if (total > 0) bufs = skipBytes(bufs, bytesWritten); // short write: retry the rest
+      }
+    } finally {
+      // Written or failed, the bytes are not needed again (a failed segment is never retried).
+      if (this.#pool) for (const b of pooled) this.#pool.give(b);
     }
   }
 }

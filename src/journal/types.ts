@@ -33,9 +33,8 @@ export interface JournalMessageInfo {
 
 export interface JournalEntry {
   /**
-   * A chunk of the body. Must not block the caller: the journal queues or writes it. The journal
-   * writes the chunk's own bytes (no copy), so the caller must not change the buffer afterwards
-   * (the LMTP side never does: socket chunks, also handed to the backend sockets as they are).
+   * A chunk of the body. Must not block the caller: the journal copies it into its own frame
+   * buffers, so the caller may reuse or change the chunk as soon as write() returns.
    */
   write(chunk: Buffer): void;
   commit(recipients: JournalRecipient[], summary: { messageId: string | null; size: number }): Promise<void>;

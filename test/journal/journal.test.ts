@@ -80,6 +80,48 @@ describe('journal write and read back', () => {
     expect(lengths.at(-1)).toBe(body.length % (64 * 1024) || 64 * 1024);
   });
 
+  it('copies each chunk on write: the caller may overwrite its buffer at once', async () => {
+    const j = await start();
+    const body = message('reuse@x', 150_000);
+    const entry = j.begin({ queueId: 'Qreuse', mailFrom: 'sender@example.org', receivedAt: new Date() });
+    const scratch = Buffer.alloc(10_000);
+    for (let at = 0; at < body.length; at += scratch.length) {
+      const n = body.copy(scratch, 0, at, at + scratch.length);
+      entry.write(scratch.subarray(0, n));
+      scratch.fill(0x58); // what a reused socket buffer would hold next
+    }
+    await entry.commit([recipient('a@example.com')], { messageId: '<reuse@x>', size: body.length });
+    const [r] = await readAll(j.read());
+    expect(r!.sha256).toBe(sha(body));
+    expect((await bodyOf(j, r!)).equals(body)).toBe(true);
+  });
+
+  it('reuses its frame buffers without mixing records: many concurrent records, some aborted, in several rounds', async () => {
+    const j = await start();
+    const kept: Buffer[] = [];
+    for (let round = 0; round < 4; round++) {
+      await Promise.all(Array.from({ length: 12 }, async (_, i) => {
+        const body = message(`pool${round}-${i}@x`, 1_000 + ((round * 12 + i) * 37_717) % 200_000);
+        const entry = j.begin({ queueId: `P${round}-${i}`, mailFrom: 's@x', receivedAt: new Date() });
+        for (let at = 0; at < body.length; at += 30_000) {
+          entry.write(body.subarray(at, at + 30_000));
+          await new Promise((r) => setImmediate(r)); // records interleave, as concurrent sessions do
+        }
+        if (i % 5 === 4) return entry.abort();
+        kept.push(body);
+        await entry.commit([recipient('a@example.com')], { messageId: `<pool${round}-${i}@x>`, size: body.length });
+      }));
+    }
+    const records = await readAll(j.read());
+    expect(records).toHaveLength(kept.length);
+    const want = new Set(kept.map((b) => sha(b)));
+    for (const r of records) {
+      const got = await bodyOf(j, r);
+      expect(want.has(sha(got))).toBe(true);
+      expect(sha(got)).toBe(r.sha256);
+    }
+  });
+
   it('ignores aborted records and records never committed, and keeps records across a reopen', async () => {
     let j = await start();
     await journalOne(j, message('kept@x'), [recipient('a@example.com')]);
