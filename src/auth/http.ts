@@ -1,5 +1,7 @@
 /**
- * The HTTP side of auth_http: a small request reader over node:net instead of node:http.
+ * The HTTP side of auth_http: a small request reader over a TCP link (./link.ts: libuv's TCP
+ * handle by default, node:net as the fallback) instead of node:http. Heads are parsed in
+ * ./http-head.ts.
  *
  * Why not node:http: nginx's auth_http request is a fixed, tiny subset of HTTP (a GET with a few
  * headers, no body, one request per connection unless keep-alive is configured), and nginx opens
@@ -7,9 +9,10 @@
  * node:http version were dominated by node:http's connection handling (IncomingMessage and
  * ServerResponse per request, parser set-up, header objects, timers per connection) and socket
  * writes; with this reader storeroute, doing its whole lookup, costs about what a minimal
- * node:http server answering a constant costs (bench/auth.ts). What remains is net.Socket itself
- * and the kernel (accept, getpeername, write, close): a bare node:net server that answers a
- * constant measured ~55-80 us per connection here against nginx's ~25-30 us.
+ * node:http server answering a constant costs (bench/auth.ts). What remained was net.Socket itself
+ * (CPU, and GC: see ./link-handle.ts) and the kernel (accept, getpeername, write, close): a bare
+ * node:net server that answers a constant measured ~45-80 us per connection here against nginx's
+ * ~25-30 us; over the TCP handle, storeroute's whole request now costs ~45-60 us.
  * No package fits: the alternatives are full HTTP servers with the same per-connection costs
  * (undici has no server), native add-ons, or unmaintained parsers. What we need is small: read up
  * to an empty line, check the bytes, split "Name: value" lines, answer with one write.
@@ -32,7 +35,10 @@
  *   answered in order (pipelining is safe: the next head is read after the answer is written).
  * Answers carry no Date header (nginx reads only Auth-*; equal answers are equal bytes).
  */
-import { createServer, type Server, type Socket } from 'node:net';
+import { headEnd, parseHead, type HttpProblem } from './http-head.js';
+import { createListener, type Link, type LinkEvents, type SocketLayer } from './link.js';
+
+export { parseHead, type HttpProblem } from './http-head.js';
 
 export interface HttpRequest {
   method: string;
@@ -48,9 +54,6 @@ export interface HttpLimits {
   requestTimeoutMs: number;
   keepAliveTimeoutMs: number;
 }
-
-/** Why a request could not be read (logged as `code`). */
-export type HttpProblem = 'header-too-large' | 'bad-byte' | 'bad-request-line' | 'bad-header' | 'body-not-expected';
 
 export interface Exchange {
   /** Writes the answer (status, headers in order, Content-Length 0) and continues or closes. */
@@ -76,119 +79,8 @@ const REASONS: Record<number, string> = {
 };
 const STATUS_LINES = new Map(Object.entries(REASONS).map(([code, reason]) => [Number(code), `HTTP/1.1 ${code} ${reason}\r\n`]));
 
-const REQUEST_LINE = /^([!#$%&'*+\-.^_`|~0-9A-Za-z]+) ([\x21-\x7e]+) HTTP\/1\.([01])$/;
-/** tchar (RFC 9110 5.6.2) by char code: 1 for a token character. */
-const TCHAR = new Uint8Array(128);
-for (const c of "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz") TCHAR[c.charCodeAt(0)] = 1;
-/**
- * Header name as sent → lower-case name. nginx sends the same dozen names on every request, so
- * this saves a toLowerCase and the re-hashing of a fresh key string per header; bounded, so
- * made-up names from elsewhere only miss.
- */
-const LOWER_NAMES = new Map<string, string>();
-function lowerName(name: string): string {
-  const known = LOWER_NAMES.get(name);
-  if (known !== undefined) return known;
-  const lower = name.toLowerCase();
-  if (LOWER_NAMES.size < 256) LOWER_NAMES.set(name, lower);
-  return lower;
-}
-
-/**
- * The headers object: no Object.prototype behind it (a header named `__proto__` or `constructor`
- * is just a header, an absent one reads undefined), like Object.create(null), but built by a
- * constructor so V8 keeps it in fast mode: nginx sends the same names in the same order, so
- * every request's object shares one hidden class and reads of it are inline loads, where an
- * Object.create(null) object is a hash table behind a generic IC call per read (perf showed
- * those IC calls as ~4% of the server's samples).
- */
-const HeaderBag = function HeaderBag() { /* fields are added by parseHead */ } as unknown as new () => Record<string, string | undefined>;
-HeaderBag.prototype = Object.create(null) as object;
-
-/** No control characters other than HTAB and CRLF/LF line ends (NUL, a bare CR …). */
-function hasBadByte(s: string): boolean {
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c >= 32 || c === 9 || c === 10) continue;
-    if (c === 13 && s.charCodeAt(i + 1) === 10) continue;
-    return true;
-  }
-  return false;
-}
-
-/** Index just past the first empty line (CRLF or bare LF), or -1. */
-function headEnd(s: string): number {
-  const crlf = s.indexOf('\n\r\n');
-  const lf = s.indexOf('\n\n');
-  if (crlf === -1) return lf === -1 ? -1 : lf + 2;
-  return lf !== -1 && lf < crlf ? lf + 2 : crlf + 3;
-}
-
-/** SP/HTAB only: String.prototype.trim would also eat 0xA0, a byte of many UTF-8 characters. */
-function trimOws(s: string): string {
-  let a = 0;
-  let b = s.length;
-  while (a < b && (s.charCodeAt(a) === 32 || s.charCodeAt(a) === 9)) a++;
-  while (b > a && (s.charCodeAt(b - 1) === 32 || s.charCodeAt(b - 1) === 9)) b--;
-  return a === 0 && b === s.length ? s : s.slice(a, b);
-}
-
-function hasToken(list: string, token: string): boolean {
-  for (const t of list.split(',')) if (trimOws(t).toLowerCase() === token) return true;
-  return false;
-}
-
-interface ParsedHead { method: string; target: string; headers: Record<string, string | undefined>; keepAlive: boolean }
-
-/**
- * Reads one complete head (request line, header lines, empty line). One pass over the string by
- * index (no split, no per-line strings, no regex per header): it runs once per login.
- */
-export function parseHead(head: string): ParsedHead | HttpProblem {
-  if (hasBadByte(head)) return 'bad-byte';
-  // Every CR is followed by LF here (hasBadByte), so a line ends at LF, minus a CR before it.
-  let nl = head.indexOf('\n');
-  if (nl === -1) nl = head.length;
-  const m = REQUEST_LINE.exec(head.slice(0, nl > 0 && head.charCodeAt(nl - 1) === 13 ? nl - 1 : nl));
-  if (!m) return 'bad-request-line';
-  const headers = new HeaderBag();
-  let pos = nl + 1;
-  while (pos < head.length) {
-    nl = head.indexOf('\n', pos);
-    if (nl === -1) nl = head.length;
-    const end = nl > pos && head.charCodeAt(nl - 1) === 13 ? nl - 1 : nl;
-    if (end === pos) break; // the empty line
-    // The name: tchar up to the colon; anything else (obs-fold, a space before the colon) → 400.
-    let colon = pos;
-    for (; colon < end; colon++) {
-      const c = head.charCodeAt(colon);
-      if (c === 58) break;
-      if (c >= 128 || TCHAR[c] === 0) return 'bad-header';
-    }
-    if (colon === pos || colon === end) return 'bad-header';
-    const key = lowerName(head.slice(pos, colon));
-    // The value, trimmed of SP/HTAB only (String.prototype.trim would also eat 0xA0, a byte of
-    // many UTF-8 characters).
-    let a = colon + 1;
-    let b = end;
-    while (a < b && (head.charCodeAt(a) === 32 || head.charCodeAt(a) === 9)) a++;
-    while (b > a && (head.charCodeAt(b - 1) === 32 || head.charCodeAt(b - 1) === 9)) b--;
-    const value = head.slice(a, b);
-    const prev = headers[key];
-    headers[key] = prev === undefined ? value : `${prev}, ${value}`;
-    pos = nl + 1;
-  }
-  const length = headers['content-length'];
-  if (headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0')) return 'body-not-expected';
-  const connection = headers.connection;
-  const keepAlive = m[3] === '1'
-    ? connection === undefined || !hasToken(connection, 'close')
-    : connection !== undefined && hasToken(connection, 'keep-alive');
-  return { method: m[1]!, target: m[2]!, headers, keepAlive };
-}
-
 /** One client connection: reads heads, hands requests over one at a time, writes answers. */
-class Connection implements Exchange {
+class Connection implements Exchange, LinkEvents {
   #pending = '';
   #busy = false;
   #keepAlive = false;
@@ -198,31 +90,35 @@ class Connection implements Exchange {
   /** performance.now() past which the sweep drops the connection; 0 while we are the slow side. */
   deadline: number;
 
-  constructor(readonly engine: Engine, readonly socket: Socket, readonly remoteAddress: string | undefined) {
+  constructor(readonly engine: Engine, readonly link: Link) {
     this.deadline = performance.now() + engine.limits.requestTimeoutMs;
   }
 
   get busy(): boolean { return this.#busy; }
   get partial(): boolean { return this.#pending.length > 0; }
 
-  onData(chunk: Buffer): void {
+  data(chunk: string): void {
     if (this.#done) return;
     if (this.#pending.length === 0 && !this.#busy) this.deadline = performance.now() + this.engine.limits.requestTimeoutMs;
-    this.#pending = this.#pending.length === 0 ? chunk.toString('latin1') : this.#pending + chunk.toString('latin1');
+    this.#pending = this.#pending.length === 0 ? chunk : this.#pending + chunk;
     if (this.#busy) {
       // Pipelined bytes wait for the current answer; stop reading if they pile up.
-      if (this.#pending.length > this.engine.limits.maxHeaderBytes) this.socket.pause();
+      if (this.#pending.length > this.engine.limits.maxHeaderBytes) this.link.pause();
       return;
     }
     this.#next();
   }
 
-  onEnd(): void {
-    // Already answered and ended: the socket closes by itself (a second end() would only build an error).
+  end(): void {
+    // Already answered and ended: the link closes by itself.
     if (this.#done) return;
     this.#peerEnded = true;
     // Answer a request in progress first (respond closes); otherwise nothing more can come.
     if (!this.#busy) this.#finish();
+  }
+
+  close(): void {
+    this.engine.closed(this);
   }
 
   #next(): void {
@@ -252,34 +148,32 @@ class Connection implements Exchange {
     this.#busy = true;
     this.#keepAlive = head.keepAlive;
     this.deadline = 0;
-    this.engine.handlers.request({ method: head.method, target: head.target, headers: head.headers, remoteAddress: this.remoteAddress }, this);
+    this.engine.handlers.request({ method: head.method, target: head.target, headers: head.headers, remoteAddress: this.link.remoteAddress }, this);
   }
 
   respond(status: number, headers: Readonly<Record<string, string>>): void {
     if (!this.#busy) throw new Error('respond() without a request in progress');
     this.#busy = false;
-    if (this.socket.destroyed) return;
+    const link = this.link;
+    if (link.destroyed) return;
     const keepAlive = this.#keepAlive && !this.#peerEnded && !this.engine.closing;
     let out = STATUS_LINES.get(status) ?? `HTTP/1.1 ${status} Unknown\r\n`;
     for (const name in headers) out += `${name}: ${headers[name]}\r\n`;
     out += keepAlive ? this.engine.keepAliveTail : CLOSE_TAIL;
     if (!keepAlive) {
       this.#done = true;
-      if (this.#pending.length === 0) {
+      link.write(out);
+      if (this.#pending.length === 0 && link.queued === 0) {
         // What nginx does: one write, then close(2), without shutdown(2) and without waiting for
         // the peer's FIN (that wait cost a shutdown, an extra read, an epoll change and a trip
         // through the stream's 'end' machinery per connection). Safe because everything the peer
-        // sent has been read: close(2) then sends our answer and a FIN, not a reset. An answer
-        // the kernel did not take whole (never for < 1 KB on a fresh socket) takes the slow path.
-        this.socket.write(out, 'latin1');
-        if (this.socket.writableLength === 0) {
-          this.socket.destroy();
-          return;
-        }
-        this.socket.end();
-      } else {
-        this.socket.end(out, 'latin1');
+        // sent has been read and the kernel took the whole answer: close(2) then sends it and a
+        // FIN, not a reset. Otherwise (unread pipelined bytes, an answer the kernel did not take
+        // whole: never for < 1 KB on a fresh socket) the slow path: FIN after the answer.
+        link.destroy();
+        return;
       }
+      link.end();
       this.#linger();
       return;
     }
@@ -287,35 +181,36 @@ class Connection implements Exchange {
       // Only kept-alive connections can have a second answer waiting behind Nagle (pipelining);
       // a connection that answers once and closes is spared the setsockopt.
       this.#noDelay = true;
-      this.socket.setNoDelay(true);
+      link.setNoDelay();
     }
-    this.socket.write(out, 'latin1');
+    const flowing = link.write(out);
     const now = performance.now();
     this.deadline = now + (this.#pending.length > 0 ? this.engine.limits.requestTimeoutMs : this.engine.limits.keepAliveTimeoutMs);
-    if (this.socket.writableNeedDrain) {
+    if (!flowing) {
       // A client that pipelines without reading: read no more until it takes our answers.
-      this.socket.pause();
-      this.socket.once('drain', () => { if (!this.#done) { this.socket.resume(); this.#next(); } });
+      link.pause();
+      link.onceDrained(() => { if (!this.#done && !link.destroyed) { link.resume(); this.#next(); } });
       return;
     }
-    if (this.socket.isPaused()) this.socket.resume();
+    if (link.paused) link.resume();
     if (this.#pending.length > 0) this.#next();
   }
 
   #fail(problem: HttpProblem): void {
     this.#done = true;
-    const { headers } = this.engine.handlers.badRequest(problem, this.remoteAddress);
+    const { headers } = this.engine.handlers.badRequest(problem, this.link.remoteAddress);
     const status = problem === 'header-too-large' ? 431 : 400;
     let out = STATUS_LINES.get(status)!;
     for (const name in headers) out += `${name}: ${headers[name]}\r\n`;
-    this.socket.end(out + CLOSE_TAIL, 'latin1');
+    this.link.write(out + CLOSE_TAIL);
+    this.link.end();
     this.#linger();
   }
 
   /** Nothing more to answer: close our side (the peer's close or the sweep ends the rest). */
   #finish(): void {
     this.#done = true;
-    this.socket.end();
+    this.link.end();
     this.#linger();
   }
 
@@ -327,33 +222,27 @@ class Connection implements Exchange {
 
 const CLOSE_TAIL = 'Content-Length: 0\r\nConnection: close\r\n\r\n';
 
-const CONNECTION = Symbol('auth-http-connection');
-type ConnectedSocket = Socket & { [CONNECTION]: Connection };
-function onSocketData(this: ConnectedSocket, chunk: Buffer): void { this[CONNECTION].onData(chunk); }
-function onSocketEnd(this: ConnectedSocket): void { this[CONNECTION].onEnd(); }
-function onSocketError(this: ConnectedSocket): void { this.destroy(); } // a reset peer: nothing to answer
-function onSocketClose(this: ConnectedSocket): void { const c = this[CONNECTION]; c.engine.connections.delete(c); }
-
 class Engine {
   readonly connections = new Set<Connection>();
   readonly keepAliveTail: string;
   closing = false;
   #sweeper: NodeJS.Timeout | undefined;
+  #allClosed: (() => void) | undefined;
 
   constructor(readonly limits: HttpLimits, readonly handlers: HttpHandlers) {
     this.keepAliveTail = `Content-Length: 0\r\nConnection: keep-alive\r\nKeep-Alive: timeout=${Math.max(1, Math.floor(limits.keepAliveTimeoutMs / 1000))}\r\n\r\n`;
   }
 
-  accept(socket: Socket): void {
-    const conn = new Connection(this, socket, socket.remoteAddress);
+  accept(link: Link): Connection {
+    const conn = new Connection(this, link);
     this.connections.add(conn);
-    // Shared listeners (no closures per connection): the socket finds its connection by symbol.
-    (socket as ConnectedSocket)[CONNECTION] = conn;
-    socket.on('data', onSocketData);
-    socket.on('end', onSocketEnd);
-    socket.on('error', onSocketError);
-    socket.on('close', onSocketClose);
     this.#sweeper ??= this.#startSweeper();
+    return conn;
+  }
+
+  closed(conn: Connection): void {
+    this.connections.delete(conn);
+    if (this.connections.size === 0 && this.#allClosed) this.#allClosed();
   }
 
   /**
@@ -366,43 +255,40 @@ class Engine {
       const now = performance.now();
       for (const c of this.connections) {
         if (c.deadline === 0 || now < c.deadline) continue;
-        if (c.partial && !c.busy) this.handlers.timeout(c.remoteAddress);
-        c.socket.destroy();
+        if (c.partial && !c.busy) this.handlers.timeout(c.link.remoteAddress);
+        c.link.destroy();
       }
     }, every);
     t.unref();
     return t;
   }
 
-  stop(): void {
+  /** Closes idle connections now; resolves once every connection has closed. */
+  stop(): Promise<void> {
     this.closing = true;
     if (this.#sweeper) clearInterval(this.#sweeper);
-    for (const c of this.connections) if (!c.busy) c.socket.destroy();
+    for (const c of this.connections) if (!c.busy) c.link.destroy();
+    // In-flight answers are short; anything still open after the current tick is a stuck peer.
+    setImmediate(() => { for (const c of this.connections) c.link.destroy(); });
+    if (this.connections.size === 0) return Promise.resolve();
+    return new Promise((resolve) => { this.#allClosed = resolve; });
   }
 }
 
-export function createHttpServer(limits: HttpLimits, handlers: HttpHandlers): HttpServer {
+export interface HttpServerOptions {
+  /** The socket layer (src/auth/link.ts); `handle` falls back to `net` when unavailable. */
+  socketLayer?: SocketLayer;
+  /** Told once when `handle` was asked for but `net` is used, and why. */
+  onFallback?: (reason: string) => void;
+}
+
+export function createHttpServer(limits: HttpLimits, handlers: HttpHandlers, options: HttpServerOptions = {}): HttpServer {
   const engine = new Engine(limits, handlers);
-  // allowHalfOpen: a client that sends its request and then shuts down its side still gets the answer.
-  const server: Server = createServer({ allowHalfOpen: true }, (socket) => engine.accept(socket));
+  const listener = createListener(options.socketLayer ?? 'handle', (link) => engine.accept(link), options.onFallback);
   return {
-    listen(port, host) {
-      return new Promise((resolve, reject) => {
-        server.once('error', reject);
-        server.listen(port, host, () => {
-          server.off('error', reject);
-          const addr = server.address();
-          resolve({ port: addr && typeof addr === 'object' ? addr.port : port });
-        });
-      });
-    },
-    close() {
-      return new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        engine.stop();
-        // In-flight answers are short; anything still open after the current tick is a stuck peer.
-        setImmediate(() => { for (const c of engine.connections) c.socket.destroy(); });
-      });
+    listen: (port, host) => listener.listen(port, host),
+    async close() {
+      await Promise.all([listener.close(), engine.stop()]);
     },
   };
 }

@@ -13,12 +13,14 @@ import { createLoginHandler } from './login.js';
 import { isBadRequest, parseAuthRequest } from './request.js';
 import { answers, STATUS_INVALID, type AuthAnswer } from './response.js';
 import { createHttpServer, type Exchange, type HttpRequest } from './http.js';
+import type { SocketLayer } from './link.js';
 import { authMetrics } from './metrics.js';
 import { createMemoryThrottleStore, type ThrottleStore } from './throttle.js';
 import { createRedisThrottleStore } from './throttle-redis.js';
 import type { Cluster, Redis } from 'ioredis';
 
 export { authConfigProblems } from './access.js';
+export type { SocketLayer } from './link.js';
 export { hashPassword, verifyPassword, isPasswordHash, DEFAULT_SCRYPT, type ScryptParams } from './password.js';
 export { createMemoryThrottleStore, type ThrottleStore, type ThrottleCounts } from './throttle.js';
 export { createRedisThrottleStore, type RedisThrottleOptions } from './throttle-redis.js';
@@ -41,6 +43,8 @@ export interface AuthServerDeps {
   directory: Directory;
   throttle: ThrottleStore;
   obs: Observability;
+  /** How connections are read (src/auth/link.ts); default `handle`, which falls back to `net` by itself. */
+  socketLayer?: SocketLayer;
 }
 
 export interface AuthServer {
@@ -126,6 +130,9 @@ export function createAuthServer(deps: AuthServerDeps): AuthServer {
     timeout(remote) {
       logger.info({ remote, timeoutMs: config.requestTimeoutMs }, 'auth_request_timeout');
     },
+  }, {
+    socketLayer: deps.socketLayer ?? 'handle',
+    onFallback: (reason) => logger.warn({ wanted: 'handle', using: 'net', reason }, 'auth_socket_layer_fallback'),
   });
 
   let closed = false;

@@ -5,6 +5,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { connect, type Socket } from 'node:net';
+import { lookup } from 'node:dns/promises';
 import { waitFor } from '../helpers/ports.js';
 import { parseHead } from '../../src/auth/http.js';
 import { startAuthRig, type AuthRig } from './setup.js';
@@ -48,165 +49,201 @@ class Raw {
 const req = (r: NginxRequest = {}) => nginxRequestBytes({ user: 'alice', ...r }).toString('latin1');
 const http11 = (r: NginxRequest = {}) => req(r).replace('HTTP/1.0', 'HTTP/1.1');
 
-describe('answer bytes', () => {
-  it('writes exactly these bytes for OK, a renamed user, a refusal, a bad request, 403, 404, 405 and 431', async () => {
-    rig = await startAuthRig({ sharedSecret: { header: 'X-Storeroute-Secret', value: 's' } });
-    const S = { 'X-Storeroute-Secret': 's' };
-    const raw = async (r: NginxRequest | Buffer) => (await exchange(rig!.port, r)).raw;
-    expect(await raw({ user: 'alice', extra: S })).toBe(OK + CLOSE);
-    expect(await raw({ user: 'Alice', extra: S })).toBe(`${OK}Auth-User: alice\r\n${CLOSE}`);
-    expect(await raw({ user: 'nobody', extra: S })).toBe(`HTTP/1.1 200 OK\r\nAuth-Status: Invalid login or password\r\nAuth-Wait: 3\r\n${CLOSE}`);
-    expect(await raw({ user: 'a\r\nb', extra: S })).toBe(`HTTP/1.1 200 OK\r\nAuth-Status: Invalid login or password\r\n${CLOSE}`);
-    expect(await raw({ user: 'alice' })).toBe(`HTTP/1.1 403 Forbidden\r\n${CLOSE}`);
-    expect(await raw({ user: 'alice', path: '/elsewhere', extra: S })).toBe(`HTTP/1.1 404 Not Found\r\n${CLOSE}`);
-    expect(await raw(Buffer.from('POST /auth HTTP/1.0\r\nHost: x\r\n\r\n'))).toBe(`HTTP/1.1 405 Method Not Allowed\r\n${CLOSE}`);
-    expect(await raw({ user: 'alice', pass: 'x'.repeat(9000), extra: S }))
-      .toBe(`HTTP/1.1 431 Request Header Fields Too Large\r\nAuth-Status: Invalid login or password\r\n${CLOSE}`);
-    expect(await raw(Buffer.from('HELLO\r\n\r\n'))).toBe(BAD_400);
-  });
-});
-
-describe('connections', () => {
-  it('closes after an HTTP/1.0 answer, and keeps HTTP/1.0 + Connection: keep-alive open', async () => {
-    rig = await startAuthRig();
-    const once = new Raw(rig.port);
-    once.send(req());
-    expect(await once.untilClosed()).toBe(OK + CLOSE);
-
-    const kept = new Raw(rig.port);
-    kept.send(req({ extra: { Connection: 'keep-alive' } }));
-    expect(await kept.untilAnswers(1)).toBe(OK + KEEP);
-    kept.send(req({ user: 'nobody', extra: { Connection: 'Keep-Alive' } }));
-    await kept.untilAnswers(2);
-    expect(kept.got).toBe(`${OK}${KEEP}HTTP/1.1 200 OK\r\nAuth-Status: Invalid login or password\r\nAuth-Wait: 3\r\n${KEEP}`);
-    expect(kept.closed).toBe(false);
-    kept.destroy();
-  });
-
-  it('keeps HTTP/1.1 open by default and closes on Connection: close', async () => {
-    rig = await startAuthRig();
-    const c = new Raw(rig.port);
-    c.send(http11());
-    expect(await c.untilAnswers(1)).toBe(OK + KEEP);
-    c.send(http11({ extra: { Connection: 'close' } }));
-    expect(await c.untilClosed()).toBe(OK + KEEP + OK + CLOSE);
-  });
-
-  it('answers pipelined requests in order, one write for several', async () => {
-    rig = await startAuthRig();
-    const c = new Raw(rig.port);
-    const ka = { Connection: 'keep-alive' };
-    c.send(req({ user: 'nobody', extra: ka }) + req({ user: 'Alice', extra: ka }) + req({ user: 'alice' }));
-    const got = await c.untilClosed();
-    expect(got).toBe(`HTTP/1.1 200 OK\r\nAuth-Status: Invalid login or password\r\nAuth-Wait: 3\r\n${KEEP}`
-      + `${OK}Auth-User: alice\r\n${KEEP}${OK}${CLOSE}`);
-  });
-
-  it('reads a request written one byte at a time', async () => {
-    rig = await startAuthRig();
-    const c = new Raw(rig.port);
-    for (const ch of req()) c.send(ch);
-    expect(await c.untilClosed()).toBe(OK + CLOSE);
-  });
-
-  it('answers a client that shuts down its sending side after the request', async () => {
-    rig = await startAuthRig();
-    const c = new Raw(rig.port);
-    c.sock.end(Buffer.from(req({ extra: { Connection: 'keep-alive' } }), 'latin1'));
-    // Kept alive was asked for, but the peer can send nothing more: answer, then close. (Whether
-    // the answer says keep-alive depends on whether the FIN was read before the answer was written.)
-    expect([OK + CLOSE, OK + KEEP]).toContain(await c.untilClosed());
-  });
-
-  it('drops a request whose head does not complete within requestTimeoutMs, and an idle connection', async () => {
-    rig = await startAuthRig({ requestTimeoutMs: 200 });
-    const started = Date.now();
-    const partial = new Raw(rig.port);
-    const silent = new Raw(rig.port);
-    partial.send(req().slice(0, 40));
-    expect(await partial.untilClosed(3_000)).toBe('');
-    expect(await silent.untilClosed(3_000)).toBe('');
-    expect(Date.now() - started).toBeGreaterThanOrEqual(200);
-    expect(rig.logs.filter((l) => l.msg === 'auth_request_timeout')).toHaveLength(1);
-  });
-
-  it('closes idle kept-alive connections when the server closes', async () => {
-    rig = await startAuthRig();
-    const c = new Raw(rig.port);
-    c.send(http11());
-    await c.untilAnswers(1);
-    await rig.close();
-    rig = undefined;
-    await c.untilClosed();
-  });
-});
-
-describe('what the reader accepts and refuses', () => {
-  it('tolerates bare LF line ends and leading empty lines', async () => {
-    rig = await startAuthRig();
-    expect((await exchange(rig.port, Buffer.from(req().replace(/\r\n/g, '\n'), 'latin1'))).raw).toBe(OK + CLOSE);
-    expect((await exchange(rig.port, Buffer.from(`\r\n\n${req()}`, 'latin1'))).raw).toBe(OK + CLOSE);
-  });
-
-  it('refuses NUL, a bare CR, control bytes, folded or malformed headers, other versions and bodies with 400, and keeps serving', async () => {
-    rig = await startAuthRig();
-    const head = req().slice(0, -2); // without the final empty line
-    const bad: [string, string][] = [
-      ['bad-byte', head.replace('Auth-Method: plain', 'Auth-Method: pl\u0000ain') + '\r\n'],
-      ['bad-byte', head.replace('Auth-Method: plain', 'Auth-Method: pl\rain') + '\r\n'],
-      ['bad-byte', head.replace('Auth-Method: plain', 'Auth-Method: pl\u0001ain') + '\r\n'],
-      ['bad-header', `${head} folded\r\n\r\n`],
-      ['bad-header', `${head}Auth-Extra : x\r\n\r\n`],
-      ['bad-header', `${head}Auth-Extra x\r\n\r\n`],
-      ['bad-header', `${head}Aüth: x\r\n\r\n`],
-      ['bad-request-line', req().replace('HTTP/1.0', 'HTTP/2.0')],
-      ['bad-request-line', req().replace(' HTTP/1.0', '')],
-      ['bad-request-line', req().replace('GET /auth', 'GET  /auth')],
-      ['body-not-expected', `${head}Content-Length: 3\r\n\r\nabc`],
-      ['body-not-expected', `${head}Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n`],
-    ];
-    for (const [, bytes] of bad) expect((await exchange(rig.port, Buffer.from(bytes, 'latin1'))).raw).toBe(BAD_400);
-    expect(rig.logs.filter((l) => l.msg === 'auth_bad_http').map((l) => l.code)).toEqual(bad.map(([code]) => code));
-    expect((await exchange(rig.port, Buffer.from(`${head}Content-Length: 0\r\n\r\n`, 'latin1'))).raw).toBe(OK + CLOSE);
-  });
-
-  it('joins a repeated header like node:http did, so two Auth-User lines are a bad name, not the first one', async () => {
-    rig = await startAuthRig();
-    const twice = req().replace('\r\n\r\n', '\r\nAuth-User: bob@example.com\r\n\r\n');
-    expect((await exchange(rig.port, Buffer.from(twice, 'latin1'))).auth).toEqual(['Auth-Status: Invalid login or password']);
-    expect(rig.logs.find((l) => l.msg === 'auth_bad_request')).toMatchObject({ problem: 'bad-user' });
-  });
-
-  it('takes a head of exactly maxHeaderBytes and answers 431 to one byte more', async () => {
-    rig = await startAuthRig({ maxHeaderBytes: 1024 });
-    const sized = (n: number) => {
-      const base = req().slice(0, -2);
-      const pad = n - base.length - 'X-Pad: \r\n\r\n'.length;
-      return Buffer.from(`${base}X-Pad: ${'p'.repeat(pad)}\r\n\r\n`, 'latin1');
-    };
-    expect(sized(1024).length).toBe(1024);
-    expect((await exchange(rig.port, sized(1024))).raw).toBe(OK + CLOSE);
-    expect((await exchange(rig.port, sized(1025))).status).toBe(431);
-    expect(rig.logs.filter((l) => l.msg === 'auth_request_too_large')).toHaveLength(1);
-  });
-
-  it('reads names case-insensitively, trims only SP/HTAB around values, keeps DEL and 0xA0, and refuses an empty name', () => {
-    const parsed = parseHead('GET /auth?x=1 HTTP/1.0\r\nAUTH-USER:\t alice \t\r\nauth-pass: \u00a0pw\u007f\u00a0\r\nX-Empty:\r\nHost: h\n\r\n');
-    expect(parsed).toEqual({
-      method: 'GET', target: '/auth?x=1', keepAlive: false,
-      headers: { 'auth-user': 'alice', 'auth-pass': '\u00a0pw\u007f\u00a0', 'x-empty': '', host: 'h' },
+// Every wire test runs over both socket layers (src/auth/link.ts): they must be indistinguishable.
+describe.each(['handle', 'net'] as const)('over the %s socket layer', (socketLayer) => {
+  describe('answer bytes', () => {
+    it('writes exactly these bytes for OK, a renamed user, a refusal, a bad request, 403, 404, 405 and 431', async () => {
+      rig = await startAuthRig({ sharedSecret: { header: 'X-Storeroute-Secret', value: 's' } }, { socketLayer });
+      const S = { 'X-Storeroute-Secret': 's' };
+      const raw = async (r: NginxRequest | Buffer) => (await exchange(rig!.port, r)).raw;
+      expect(await raw({ user: 'alice', extra: S })).toBe(OK + CLOSE);
+      expect(await raw({ user: 'Alice', extra: S })).toBe(`${OK}Auth-User: alice\r\n${CLOSE}`);
+      expect(await raw({ user: 'nobody', extra: S })).toBe(`HTTP/1.1 200 OK\r\nAuth-Status: Invalid login or password\r\nAuth-Wait: 3\r\n${CLOSE}`);
+      expect(await raw({ user: 'a\r\nb', extra: S })).toBe(`HTTP/1.1 200 OK\r\nAuth-Status: Invalid login or password\r\n${CLOSE}`);
+      expect(await raw({ user: 'alice' })).toBe(`HTTP/1.1 403 Forbidden\r\n${CLOSE}`);
+      expect(await raw({ user: 'alice', path: '/elsewhere', extra: S })).toBe(`HTTP/1.1 404 Not Found\r\n${CLOSE}`);
+      expect(await raw(Buffer.from('POST /auth HTTP/1.0\r\nHost: x\r\n\r\n'))).toBe(`HTTP/1.1 405 Method Not Allowed\r\n${CLOSE}`);
+      expect(await raw({ user: 'alice', pass: 'x'.repeat(9000), extra: S }))
+        .toBe(`HTTP/1.1 431 Request Header Fields Too Large\r\nAuth-Status: Invalid login or password\r\n${CLOSE}`);
+      expect(await raw(Buffer.from('HELLO\r\n\r\n'))).toBe(BAD_400);
     });
-    expect(parseHead('GET /auth HTTP/1.1\r\n: x\r\n\r\n')).toBe('bad-header');
-    expect(parseHead('GET /auth HTTP/1.1\r\nConnection: x, Close\r\n\r\n')).toMatchObject({ keepAlive: false });
-    expect(parseHead('GET /auth HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n')).toMatchObject({ keepAlive: true });
   });
 
-  it('treats headers named __proto__ or constructor as plain headers, and absent names read undefined', () => {
-    const parsed = parseHead('GET /auth HTTP/1.0\r\n__proto__: x\r\nConstructor: y\r\n\r\n');
-    if (typeof parsed === 'string') throw new Error(parsed);
-    expect(Object.entries(parsed.headers)).toEqual([['__proto__', 'x'], ['constructor', 'y']]);
-    const plain = parseHead('GET /auth HTTP/1.0\r\nHost: h\r\n\r\n');
-    if (typeof plain === 'string') throw new Error(plain);
-    expect([plain.headers.constructor, plain.headers.toString, plain.headers['__proto__'], plain.headers.hasOwnProperty]).toEqual([undefined, undefined, undefined, undefined]);
+  describe('connections', () => {
+    it('closes after an HTTP/1.0 answer, and keeps HTTP/1.0 + Connection: keep-alive open', async () => {
+      rig = await startAuthRig({}, { socketLayer });
+      const once = new Raw(rig.port);
+      once.send(req());
+      expect(await once.untilClosed()).toBe(OK + CLOSE);
+
+      const kept = new Raw(rig.port);
+      kept.send(req({ extra: { Connection: 'keep-alive' } }));
+      expect(await kept.untilAnswers(1)).toBe(OK + KEEP);
+      kept.send(req({ user: 'nobody', extra: { Connection: 'Keep-Alive' } }));
+      await kept.untilAnswers(2);
+      expect(kept.got).toBe(`${OK}${KEEP}HTTP/1.1 200 OK\r\nAuth-Status: Invalid login or password\r\nAuth-Wait: 3\r\n${KEEP}`);
+      expect(kept.closed).toBe(false);
+      kept.destroy();
+    });
+
+    it('keeps HTTP/1.1 open by default and closes on Connection: close', async () => {
+      rig = await startAuthRig({}, { socketLayer });
+      const c = new Raw(rig.port);
+      c.send(http11());
+      expect(await c.untilAnswers(1)).toBe(OK + KEEP);
+      c.send(http11({ extra: { Connection: 'close' } }));
+      expect(await c.untilClosed()).toBe(OK + KEEP + OK + CLOSE);
+    });
+
+    it('answers pipelined requests in order, one write for several', async () => {
+      rig = await startAuthRig({}, { socketLayer });
+      const c = new Raw(rig.port);
+      const ka = { Connection: 'keep-alive' };
+      c.send(req({ user: 'nobody', extra: ka }) + req({ user: 'Alice', extra: ka }) + req({ user: 'alice' }));
+      const got = await c.untilClosed();
+      expect(got).toBe(`HTTP/1.1 200 OK\r\nAuth-Status: Invalid login or password\r\nAuth-Wait: 3\r\n${KEEP}`
+        + `${OK}Auth-User: alice\r\n${KEEP}${OK}${CLOSE}`);
+    });
+
+    it('reads a request written one byte at a time', async () => {
+      rig = await startAuthRig({}, { socketLayer });
+      const c = new Raw(rig.port);
+      for (const ch of req()) c.send(ch);
+      expect(await c.untilClosed()).toBe(OK + CLOSE);
+    });
+
+    it('answers a client that shuts down its sending side after the request', async () => {
+      rig = await startAuthRig({}, { socketLayer });
+      const c = new Raw(rig.port);
+      c.sock.end(Buffer.from(req({ extra: { Connection: 'keep-alive' } }), 'latin1'));
+      // Kept alive was asked for, but the peer can send nothing more: answer, then close. (Whether
+      // the answer says keep-alive depends on whether the FIN was read before the answer was written.)
+      expect([OK + CLOSE, OK + KEEP]).toContain(await c.untilClosed());
+    });
+
+    it('drops a request whose head does not complete within requestTimeoutMs, and an idle connection', async () => {
+      rig = await startAuthRig({ requestTimeoutMs: 200 }, { socketLayer });
+      const started = Date.now();
+      const partial = new Raw(rig.port);
+      const silent = new Raw(rig.port);
+      partial.send(req().slice(0, 40));
+      expect(await partial.untilClosed(3_000)).toBe('');
+      expect(await silent.untilClosed(3_000)).toBe('');
+      expect(Date.now() - started).toBeGreaterThanOrEqual(200);
+      expect(rig.logs.filter((l) => l.msg === 'auth_request_timeout')).toHaveLength(1);
+    });
+
+    it('closes idle kept-alive connections when the server closes', async () => {
+      rig = await startAuthRig({}, { socketLayer });
+      const c = new Raw(rig.port);
+      c.send(http11());
+      await c.untilAnswers(1);
+      await rig.close();
+      rig = undefined;
+      await c.untilClosed();
+    });
+
+    it('answers thousands of pipelined requests from a client that stops reading, once it reads again', async () => {
+      rig = await startAuthRig({}, { socketLayer });
+      const c = new Raw(rig.port);
+      c.sock.pause(); // our answers pile up in the kernel until writes no longer complete at once
+      const n = 20_000;
+      const one = req({ extra: { Connection: 'keep-alive' } });
+      c.send(one.repeat(n - 1) + req());
+      await new Promise((r) => setTimeout(r, 300));
+      c.sock.resume();
+      const got = await c.untilClosed(20_000);
+      expect(got.length).toBe((OK + KEEP).length * (n - 1) + (OK + CLOSE).length);
+      expect(got.endsWith(OK + KEEP + OK + CLOSE)).toBe(true);
+    });
+
+    it('uses the socket layer asked for, and reports a port in use like node:net', async () => {
+      rig = await startAuthRig({}, { socketLayer });
+      expect(rig.logs.filter((l) => l.msg === 'auth_socket_layer_fallback')).toEqual([]);
+      await expect(startAuthRig({ listen: { port: rig.port } }, { socketLayer })).rejects.toMatchObject({ code: 'EADDRINUSE' });
+    });
+
+    it('listens on a host name', async () => {
+      rig = await startAuthRig({ listen: { host: 'localhost', port: 0 } }, { socketLayer });
+      const { address } = await lookup('localhost');
+      const got = await new Promise<string>((resolve, reject) => {
+        let text = '';
+        const s = connect(rig!.port, address, () => s.write(Buffer.from(req(), 'latin1')));
+        s.on('data', (b: Buffer) => { text += b.toString('latin1'); });
+        s.on('error', reject);
+        s.on('close', () => resolve(text));
+      });
+      expect(got).toBe(OK + CLOSE);
+    });
+  });
+
+  describe('what the reader accepts and refuses', () => {
+    it('tolerates bare LF line ends and leading empty lines', async () => {
+      rig = await startAuthRig({}, { socketLayer });
+      expect((await exchange(rig.port, Buffer.from(req().replace(/\r\n/g, '\n'), 'latin1'))).raw).toBe(OK + CLOSE);
+      expect((await exchange(rig.port, Buffer.from(`\r\n\n${req()}`, 'latin1'))).raw).toBe(OK + CLOSE);
+    });
+
+    it('refuses NUL, a bare CR, control bytes, folded or malformed headers, other versions and bodies with 400, and keeps serving', async () => {
+      rig = await startAuthRig({}, { socketLayer });
+      const head = req().slice(0, -2); // without the final empty line
+      const bad: [string, string][] = [
+        ['bad-byte', head.replace('Auth-Method: plain', 'Auth-Method: pl\u0000ain') + '\r\n'],
+        ['bad-byte', head.replace('Auth-Method: plain', 'Auth-Method: pl\rain') + '\r\n'],
+        ['bad-byte', head.replace('Auth-Method: plain', 'Auth-Method: pl\u0001ain') + '\r\n'],
+        ['bad-header', `${head} folded\r\n\r\n`],
+        ['bad-header', `${head}Auth-Extra : x\r\n\r\n`],
+        ['bad-header', `${head}Auth-Extra x\r\n\r\n`],
+        ['bad-header', `${head}Aüth: x\r\n\r\n`],
+        ['bad-request-line', req().replace('HTTP/1.0', 'HTTP/2.0')],
+        ['bad-request-line', req().replace(' HTTP/1.0', '')],
+        ['bad-request-line', req().replace('GET /auth', 'GET  /auth')],
+        ['body-not-expected', `${head}Content-Length: 3\r\n\r\nabc`],
+        ['body-not-expected', `${head}Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n`],
+      ];
+      for (const [, bytes] of bad) expect((await exchange(rig.port, Buffer.from(bytes, 'latin1'))).raw).toBe(BAD_400);
+      expect(rig.logs.filter((l) => l.msg === 'auth_bad_http').map((l) => l.code)).toEqual(bad.map(([code]) => code));
+      expect((await exchange(rig.port, Buffer.from(`${head}Content-Length: 0\r\n\r\n`, 'latin1'))).raw).toBe(OK + CLOSE);
+    });
+
+    it('joins a repeated header like node:http did, so two Auth-User lines are a bad name, not the first one', async () => {
+      rig = await startAuthRig({}, { socketLayer });
+      const twice = req().replace('\r\n\r\n', '\r\nAuth-User: bob@example.com\r\n\r\n');
+      expect((await exchange(rig.port, Buffer.from(twice, 'latin1'))).auth).toEqual(['Auth-Status: Invalid login or password']);
+      expect(rig.logs.find((l) => l.msg === 'auth_bad_request')).toMatchObject({ problem: 'bad-user' });
+    });
+
+    it('takes a head of exactly maxHeaderBytes and answers 431 to one byte more', async () => {
+      rig = await startAuthRig({ maxHeaderBytes: 1024 }, { socketLayer });
+      const sized = (n: number) => {
+        const base = req().slice(0, -2);
+        const pad = n - base.length - 'X-Pad: \r\n\r\n'.length;
+        return Buffer.from(`${base}X-Pad: ${'p'.repeat(pad)}\r\n\r\n`, 'latin1');
+      };
+      expect(sized(1024).length).toBe(1024);
+      expect((await exchange(rig.port, sized(1024))).raw).toBe(OK + CLOSE);
+      expect((await exchange(rig.port, sized(1025))).status).toBe(431);
+      expect(rig.logs.filter((l) => l.msg === 'auth_request_too_large')).toHaveLength(1);
+    });
+
+    it('reads names case-insensitively, trims only SP/HTAB around values, keeps DEL and 0xA0, and refuses an empty name', () => {
+      const parsed = parseHead('GET /auth?x=1 HTTP/1.0\r\nAUTH-USER:\t alice \t\r\nauth-pass: \u00a0pw\u007f\u00a0\r\nX-Empty:\r\nHost: h\n\r\n');
+      expect(parsed).toEqual({
+        method: 'GET', target: '/auth?x=1', keepAlive: false,
+        headers: { 'auth-user': 'alice', 'auth-pass': '\u00a0pw\u007f\u00a0', 'x-empty': '', host: 'h' },
+      });
+      expect(parseHead('GET /auth HTTP/1.1\r\n: x\r\n\r\n')).toBe('bad-header');
+      expect(parseHead('GET /auth HTTP/1.1\r\nConnection: x, Close\r\n\r\n')).toMatchObject({ keepAlive: false });
+      expect(parseHead('GET /auth HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n')).toMatchObject({ keepAlive: true });
+    });
+
+    it('treats headers named __proto__ or constructor as plain headers, and absent names read undefined', () => {
+      const parsed = parseHead('GET /auth HTTP/1.0\r\n__proto__: x\r\nConstructor: y\r\n\r\n');
+      if (typeof parsed === 'string') throw new Error(parsed);
+      expect(Object.entries(parsed.headers)).toEqual([['__proto__', 'x'], ['constructor', 'y']]);
+      const plain = parseHead('GET /auth HTTP/1.0\r\nHost: h\r\n\r\n');
+      if (typeof plain === 'string') throw new Error(plain);
+      expect([plain.headers.constructor, plain.headers.toString, plain.headers['__proto__'], plain.headers.hasOwnProperty]).toEqual([undefined, undefined, undefined, undefined]);
+    });
   });
 });

@@ -10,7 +10,7 @@ import { pino } from 'pino';
 import { parseConfig, type Config, type ConfigInput } from '../../src/config/index.js';
 import { createDirectory } from '../../src/directory/index.js';
 import type { Directory } from '../../src/directory/types.js';
-import { createAuthServer, createMemoryThrottleStore, type ThrottleStore } from '../../src/auth/index.js';
+import { createAuthServer, createMemoryThrottleStore, type SocketLayer, type ThrottleStore } from '../../src/auth/index.js';
 import type { Registry } from 'prom-client';
 import { testRegistry } from '../helpers/logger.js';
 
@@ -43,7 +43,7 @@ export async function openDirectory(): Promise<{ directory: Directory; cleanup: 
 }
 
 export async function startAuthRig(auth: ConfigInput['auth'] = {}, options: {
-  throttle?: ThrottleStore; directory?: Directory; seed?: boolean;
+  throttle?: ThrottleStore; directory?: Directory; seed?: boolean; socketLayer?: SocketLayer;
 } = {}): Promise<AuthRig> {
   const opened = options.directory ? null : await openDirectory();
   const directory = options.directory ?? opened!.directory;
@@ -57,7 +57,7 @@ export async function startAuthRig(auth: ConfigInput['auth'] = {}, options: {
   const logger = pino({ level: 'debug' }, sink);
   const throttle = options.throttle ?? createMemoryThrottleStore();
   const metrics = testRegistry();
-  const server = createAuthServer({ config, directory, throttle, obs: { logger, metrics } });
+  const server = createAuthServer({ config, directory, throttle, obs: { logger, metrics }, socketLayer: options.socketLayer });
   const { port } = await server.listen();
   return {
     port,
