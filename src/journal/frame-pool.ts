@@ -22,7 +22,7 @@ export class FramePool {
   readonly #keep: number;
 
   /** `keep`: how many free buffers to hold on to (each ~68 KiB); more are left to the GC. */
-  constructor(keep = 48) {
+  constructor(keep = 64) {
     this.#keep = keep;
   }
 

@@ -51,9 +51,21 @@ export interface SegmentInfo {
 }
 
 /**
- * The writing side of a segment. Appends are queued in memory and written by one serialised
- * chain of operations, so every write lands at a known offset and an fsync queued after a write
- * covers it. An I/O error poisons the segment: every later operation rejects with it.
+ * Appends wait in memory until this much is pending (or WRITE_BATCH_BUFFERS pooled frame
+ * buffers, or WRITE_DELAY_MS passed, or a sync/flush/seal needs them): each write is a hand-off
+ * to libuv's threadpool and back, measured at ~45-65 µs of CPU per write on this 2-core VM beside
+ * ~36 µs for the 100 KB copy itself, so one write per record cost the LMTP proxy more than the
+ * bytes did. `durable` loses nothing by it: its fsync round writes what is pending first.
+ */
+const WRITE_BATCH_BYTES = 512 * 1024;
+const WRITE_BATCH_BUFFERS = 24;
+const WRITE_DELAY_MS = 5;
+
+/**
+ * The writing side of a segment. Appends are queued in memory and written in batches by one
+ * serialised chain of operations, so every write lands at a known offset and an fsync writes
+ * what is pending before it syncs. An I/O error poisons the segment: every later operation
+ * rejects with it.
  */
 export class SegmentWriter implements SegmentInfo {
   readonly index: number;
@@ -76,7 +88,9 @@ export class SegmentWriter implements SegmentInfo {
   /** Pooled buffers behind #pending, handed back to the pool once written. */
   #pendingPooled: Buffer[] = [];
   readonly #pool: FramePool | null;
+  #pendingBytes = 0;
   #writeQueued = false;
+  #writeTimer: NodeJS.Timeout | null = null;
   #written = 0;
   #synced = 0;
   #chain: Promise<void> = Promise.resolve();
@@ -104,12 +118,22 @@ export class SegmentWriter implements SegmentInfo {
     for (const part of parts) this.#pending.push(part);
     if (pooled) for (const b of pooled) this.#pendingPooled.push(b);
     this.bytes += bytes;
-    if (!this.#writeQueued) {
-      this.#writeQueued = true;
-      // The outcome reaches callers through flush()/sync(); a failure poisons the segment.
-      this.#run(() => this.#writePending()).catch(() => undefined);
-    }
+    this.#pendingBytes += bytes;
+    if (this.#pendingBytes >= WRITE_BATCH_BYTES || this.#pendingPooled.length >= WRITE_BATCH_BUFFERS) this.#queueWrite();
+    else this.#writeTimer ??= setTimeout(() => this.#queueWrite(), WRITE_DELAY_MS).unref();
     return this.bytes;
+  }
+
+  /** Puts a write of everything pending on the chain (unless one is there already). */
+  #queueWrite(): void {
+    if (this.#writeTimer) {
+      clearTimeout(this.#writeTimer);
+      this.#writeTimer = null;
+    }
+    if (this.#writeQueued || this.#pending.length === 0) return;
+    this.#writeQueued = true;
+    // The outcome reaches callers through flush()/sync(); a failure poisons the segment.
+    this.#run(() => this.#writePending()).catch(() => undefined);
   }
 
   noteCommit(at: number): void {
@@ -128,6 +152,7 @@ export class SegmentWriter implements SegmentInfo {
     const target = this.bytes;
     return this.#run(async () => {
       if (this.#synced >= target) return;
+      await this.#writePending();
       const upTo = this.#written;
       const started = process.hrtime.bigint();
       await this.#fh.datasync();
@@ -138,7 +163,7 @@ export class SegmentWriter implements SegmentInfo {
 
   /** Resolves once everything queued before the call is written (no fsync). */
   flush(): Promise<void> {
-    return this.#run(async () => undefined);
+    return this.#run(() => this.#writePending());
   }
 
   /** Writes what is queued, optionally fsyncs, closes and renames to the sealed name. */
@@ -159,6 +184,8 @@ export class SegmentWriter implements SegmentInfo {
 
   /** Closes without sealing after a failure (the .open file is recovered at the next start). */
   async abandon(): Promise<void> {
+    if (this.#writeTimer) clearTimeout(this.#writeTimer);
+    this.#writeTimer = null;
     await this.#fh.close().catch(() => undefined);
   }
 
@@ -177,10 +204,16 @@ export class SegmentWriter implements SegmentInfo {
 
   async #writePending(): Promise<void> {
     this.#writeQueued = false;
+    if (this.#writeTimer) {
+      clearTimeout(this.#writeTimer);
+      this.#writeTimer = null;
+    }
+    if (this.#pending.length === 0) return;
     let bufs = this.#pending;
     const pooled = this.#pendingPooled;
     this.#pending = [];
     this.#pendingPooled = [];
+    this.#pendingBytes = 0;
     let total = 0;
     for (const b of bufs) total += b.length;
     try {

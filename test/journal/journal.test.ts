@@ -122,6 +122,19 @@ describe('journal write and read back', () => {
     }
   });
 
+  it('with writes batched (interval): a record is readable as soon as commit resolves, and reaches the file unasked within milliseconds', async () => {
+    const j = await start({ durability: 'interval', fsyncIntervalMs: 60_000 });
+    const body = message('batched@x', 5_000);
+    await journalOne(j, body, [recipient('a@example.com')]);
+    const [r] = await readAll(j.read()); // a read writes what is pending first
+    expect((await bodyOf(j, r!)).equals(body)).toBe(true);
+    await journalOne(j, message('later@x', 5_000), [recipient('a@example.com')]);
+    const [seg] = await segmentFiles();
+    const before = (await stat(join(dir, seg!))).size;
+    // Nothing reads or syncs now: the short write delay alone puts the second record in the file.
+    await waitFor(async () => (await stat(join(dir, seg!))).size > before, 2_000, 'batched write');
+  });
+
   it('ignores aborted records and records never committed, and keeps records across a reopen', async () => {
     let j = await start();
     await journalOne(j, message('kept@x'), [recipient('a@example.com')]);
