@@ -47,20 +47,27 @@ async function serverRole(users: number): Promise<void> {
   const { createDirectory } = await import('../src/directory/index.js');
   const { createAuthServer, createMemoryThrottleStore } = await import('../src/auth/index.js');
   const dir = mkdtempSync(join(tmpdir(), 'bench-auth-'));
+  // The directory is seeded from a file (one parse) rather than built by --users persisted
+  // mutations, which rewrote the whole file each time (minutes of set-up for 10,000 users).
+  const seed = join(dir, 'seed.json');
+  const userMap: Record<string, string> = {};
+  for (let i = 0; i < users; i++) userMap[`user${i}`] = 'store1';
+  writeFileSync(seed, JSON.stringify({
+    slots: { 'slot-a': { machine: 'm1', ip: '10.0.0.1' }, 'slot-b': { machine: 'm2', ip: '10.0.0.2' } },
+    stores: { store1: { slots: ['slot-a', 'slot-b'], preferredMaster: 'slot-a' } },
+    users: userMap,
+  }));
   const config = parseConfig({
-    directory: { backend: 'embedded', embedded: { file: join(dir, 'directory.json') } },
+    directory: { backend: 'embedded', embedded: { file: join(dir, 'directory.json'), seed } },
     auth: { listen: { port: 0 }, sharedSecret: { header: 'X-Storeroute-Secret', value: 'bench-secret' } },
   });
   const obs = { logger: pino({ level: 'info' }, pino.destination('/dev/null')), metrics: new Registry() };
   const directory = await createDirectory(config.directory, obs);
-  await directory.createSlot({ name: 'slot-a', machine: 'm1', ip: '10.0.0.1' }, 'bench');
-  await directory.createSlot({ name: 'slot-b', machine: 'm2', ip: '10.0.0.2' }, 'bench');
-  await directory.createStore({ name: 'store1', slots: ['slot-a', 'slot-b'], preferredMaster: 'slot-a' }, 'bench');
-  // Users through the public mutation API (each one a persisted mutation: slow, but only setup).
-  for (let i = 0; i < users; i++) await directory.createUser({ name: `user${i}`, store: 'store1' }, 'bench');
   const server = createAuthServer({ config: config.auth, directory, throttle: createMemoryThrottleStore(), obs });
   const { port } = await server.listen();
-  process.send!({ port });
+  const { handleBindingProblem } = await import('../src/auth/link-handle.js');
+  const problem = handleBindingProblem();
+  process.send!({ port, socketLayer: problem === null ? 'handle' : `net (handle unavailable: ${problem})` });
   process.on('message', async () => {
     await server.close();
     await directory.close();
@@ -299,7 +306,8 @@ async function main(): Promise<void> {
   console.log(`load: ${clients} concurrent clients, ${rounds} rounds x ${seconds} s per server and mode, ${users} users, nginx-shaped HTTP/1.0 requests; generator: ${gen.name}`);
 
   const server = child(['server', String(users)]);
-  const { port: ourPort } = await new Promise<{ port: number }>((resolve) => server.once('message', (m) => resolve(m as { port: number })));
+  const { port: ourPort, socketLayer } = await new Promise<{ port: number; socketLayer: string }>((resolve) => server.once('message', (m) => resolve(m as { port: number; socketLayer: string })));
+  console.log(`storeroute auth_http socket layer: ${socketLayer}`);
   const minimal = child(['minimal', String(users)]);
   const { port: minimalPort } = await new Promise<{ port: number }>((resolve) => minimal.once('message', (m) => resolve(m as { port: number })));
   const nginxPort = await freePort();
