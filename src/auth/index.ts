@@ -13,7 +13,6 @@ import { createLoginHandler } from './login.js';
 import { isBadRequest, parseAuthRequest } from './request.js';
 import { answers, STATUS_INVALID, type AuthAnswer } from './response.js';
 import { createHttpServer, type Exchange, type HttpRequest } from './http.js';
-import type { SocketLayer } from './link.js';
 import { authMetrics } from './metrics.js';
 import { createMemoryThrottleStore, type ThrottleStore } from './throttle.js';
 import { createRedisThrottleStore } from './throttle-redis.js';
@@ -43,8 +42,6 @@ export interface AuthServerDeps {
   directory: Directory;
   throttle: ThrottleStore;
   obs: Observability;
-  /** How connections are read (src/auth/link.ts); default `handle`, which falls back to `net` by itself. */
-  socketLayer?: SocketLayer;
 }
 
 export interface AuthServer {
@@ -131,7 +128,7 @@ export function createAuthServer(deps: AuthServerDeps): AuthServer {
       logger.info({ remote, timeoutMs: config.requestTimeoutMs }, 'auth_request_timeout');
     },
   }, {
-    socketLayer: deps.socketLayer ?? 'handle',
+    socketLayer: config.socketLayer,
     onFallback: (reason) => logger.warn({ wanted: 'handle', using: 'net', reason }, 'auth_socket_layer_fallback'),
   });
 

@@ -51,13 +51,14 @@ export async function startAuthRig(auth: ConfigInput['auth'] = {}, options: {
   // Requests in these tests are nginx's without an auth_http_header unless a test sets a secret,
   // so the rig takes the explicit opt-out then (the refusal without it is tested in secret.test.ts).
   const optOut = auth.sharedSecret || auth.allowWithoutSecret !== undefined ? {} : { allowWithoutSecret: true };
-  const config = parseConfig({ auth: { listen: { port: 0 }, ...optOut, ...auth } }).auth;
+  const layer = options.socketLayer ? { socketLayer: options.socketLayer } : {};
+  const config = parseConfig({ auth: { listen: { port: 0 }, ...optOut, ...layer, ...auth } }).auth;
   const lines: string[] = [];
   const sink = new Writable({ write(chunk, _enc, cb) { lines.push(String(chunk)); cb(); } });
   const logger = pino({ level: 'debug' }, sink);
   const throttle = options.throttle ?? createMemoryThrottleStore();
   const metrics = testRegistry();
-  const server = createAuthServer({ config, directory, throttle, obs: { logger, metrics }, socketLayer: options.socketLayer });
+  const server = createAuthServer({ config, directory, throttle, obs: { logger, metrics } });
   const { port } = await server.listen();
   return {
     port,

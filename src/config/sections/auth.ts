@@ -55,6 +55,13 @@ export const authSection = z.strictObject({
   maxHeaderBytes: z.number().int().min(1024).max(65_536).default(8192),
   /** A request (connect to last header byte) slower than this is dropped. */
   requestTimeoutMs: ms(100).default(10_000),
+  /**
+   * How connections are read: `handle` drives libuv's TCP handle directly (src/auth/link-handle.ts:
+   * no net.Socket per login, measured half the CPU and p99 per login), `net` uses node:net. `net`
+   * is the escape hatch should a Node upgrade change the internal handle API (the server also
+   * falls back to it by itself, logging auth_socket_layer_fallback, when the API looks different).
+   */
+  socketLayer: z.enum(['handle', 'net']).default('handle'),
   throttle: z.strictObject({
     enabled: z.boolean().default(true),
     windowSeconds: z.number().int().min(1).default(300),
