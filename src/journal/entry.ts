@@ -7,7 +7,7 @@
  */
 import { createHash, type Hash } from 'node:crypto';
 import { FRAME_BODY, FRAME_COMMIT, FRAME_OVERHEAD, HEADER_BYTES, frameParts, sealFrameAt } from './frame.js';
-import { BODY_FRAME_BYTES, POOLED_BUFFER_BYTES, type FramePool } from './frame-pool.js';
+import { BODY_FRAME_BYTES, LARGE_BUFFER_BYTES, SMALL_PAYLOAD_BYTES, type FramePool } from './frame-pool.js';
 import type { CommitMeta } from './reader.js';
 import type { SegmentWriter } from './segment.js';
 import type { JournalEntry, JournalMessageInfo, JournalRecipient } from './types.js';
@@ -72,7 +72,7 @@ export class Entry implements JournalEntry {
     this.#size += chunk.length;
     let from = 0;
     while (from < chunk.length) {
-      const buf = this.#buf ??= this.#host.frames.take();
+      const buf = this.#frameFor(chunk.length - from);
       const n = Math.min(chunk.length - from, BODY_FRAME_BYTES - this.#fill);
       chunk.copy(buf, HEADER_BYTES + this.#fill, from, from + n);
       this.#fill += n;
@@ -109,7 +109,7 @@ export class Entry implements JournalEntry {
       // The last, partial BODY frame; the COMMIT frame follows it in the same buffer when it fits.
       const bodyEnd = FRAME_OVERHEAD + this.#fill;
       this.#sealBody();
-      if (bodyEnd + FRAME_OVERHEAD + jsonBytes <= POOLED_BUFFER_BYTES) {
+      if (bodyEnd + FRAME_OVERHEAD + jsonBytes <= buf.length) {
         buf.write(json, bodyEnd + HEADER_BYTES, 'utf8');
         this.#push(sealFrameAt(buf, bodyEnd, FRAME_COMMIT, this.#rawId, this.#seq, jsonBytes), null);
       } else {
@@ -144,6 +144,23 @@ export class Entry implements JournalEntry {
     this.#readyPooled = [];
     this.#readyBytes = 0;
     this.#host.released(this.#seg);
+  }
+
+  /**
+   * The buffer to copy into next: a small one for a record's first frame while its payload fits
+   * (then the COMMIT room too), a full-frame one otherwise, moving what the small one holds.
+   */
+  #frameFor(more: number): Buffer {
+    const pool = this.#host.frames;
+    const buf = this.#buf;
+    if (!buf) {
+      return (this.#buf = this.#seq === 0 && more <= SMALL_PAYLOAD_BYTES ? pool.takeSmall() : pool.takeLarge());
+    }
+    if (buf.length === LARGE_BUFFER_BYTES || this.#fill + more <= SMALL_PAYLOAD_BYTES) return buf;
+    const large = pool.takeLarge();
+    buf.copy(large, HEADER_BYTES, HEADER_BYTES, HEADER_BYTES + this.#fill);
+    pool.give(buf);
+    return (this.#buf = large);
   }
 
   /** Seals the frame being filled (header, checksums) and queues it with the record's others. */
