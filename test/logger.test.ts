@@ -3,15 +3,22 @@
  * still reaches stdout within a flush tick while the process idles, and nothing buffered is lost
  * when the process exits through process.exit().
  */
-import { describe, it, expect } from 'vitest';
+import { afterEach, describe, it, expect } from 'vitest';
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { LOG_FLUSH_MS } from '../src/main.js';
 import { waitFor } from './helpers/ports.js';
 
+const children: Array<import('node:child_process').ChildProcess> = [];
+// A test that fails before its child exits must not leave it running.
+afterEach(() => {
+  for (const c of children.splice(0)) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+});
+
 function startChild() {
   const child = spawn(process.execPath, [...process.execArgv, '--import', 'tsx', new URL('./logger-child.ts', import.meta.url).pathname],
     { stdio: ['pipe', 'pipe', 'inherit'] });
+  children.push(child);
   const lines: Array<{ msg: string; n?: number; line?: string; at: number }> = [];
   createInterface({ input: child.stdout }).on('line', (l) => lines.push({ ...JSON.parse(l), at: Date.now() }));
   const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
@@ -30,8 +37,8 @@ describe('the batched stdout logger', () => {
       expect(lines.find((l) => l.line === 'ping')!.at - sent).toBeLessThan(LOG_FLUSH_MS + 1_000);
     } finally {
       child.stdin.end('exit\n');
-      await exited;
     }
+    expect(await exited).toBe(0);
   });
 
   it('loses nothing still buffered when the process exits', async () => {
