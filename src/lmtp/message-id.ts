@@ -66,7 +66,9 @@ const CR = 0x0d;
 export function findHeaderEnd(buf: Buffer): number {
   if (buf[0] === LF || (buf[0] === CR && buf[1] === LF)) return 0;
   const crlf = buf.indexOf('\n\r\n', 0, 'latin1');
-  const lf = buf.indexOf('\n\n', 0, 'latin1');
+  // A bare-LF end only counts before the CRLF one: in CRLF mail (nearly all) an unbounded search
+  // would scan the whole first chunk, body included, for a "\n\n" that is not there.
+  const lf = (crlf === -1 ? buf : buf.subarray(0, crlf + 1)).indexOf('\n\n', 0, 'latin1');
   const at = crlf === -1 ? lf : lf === -1 ? crlf : Math.min(crlf, lf);
   return at === -1 ? -1 : at + 1;
 }

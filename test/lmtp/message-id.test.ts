@@ -19,6 +19,14 @@ describe('HeaderScanner (Message-ID as the message streams)', () => {
     expect(findHeaderEnd(Buffer.from('\r'))).toBe(-1);
   });
 
+  it('takes whichever header end comes first when line endings are mixed', () => {
+    // bare-LF blank line before a CRLF one, right before it, and after it (in the body)
+    expect(findHeaderEnd(Buffer.from('A: 1\n\nB: 2\r\n\r\nbody'))).toBe(5);
+    expect(findHeaderEnd(Buffer.from('A: 1\n\n\r\nbody'))).toBe(5);
+    expect(findHeaderEnd(Buffer.from('A: 1\r\n\r\nbody\n\nmore'))).toBe(6);
+    expect(findHeaderEnd(Buffer.from('A: 1\r\nB: 2\n\r\nbody'))).toBe(11);
+  });
+
   it('keeps an existing Message-ID, folded or not, and forwards the bytes unchanged', () => {
     const msg = 'Subject: x\r\nMessage-ID:\r\n <abc@example.org>\r\n\r\nhello\r\n';
     expect(scan([msg])).toEqual({ text: msg, id: '<abc@example.org>' });
