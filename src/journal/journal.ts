@@ -271,23 +271,40 @@ export class FileJournal implements EntryHost {
 
   #finish(seg: SegmentWriter): void {
     if (this.#sealing.has(seg)) return;
-    // It stays in #draining (visible to readers) until its sealed entry is in #sealed.
+    // It stays in #draining (visible to readers) until its entry is in #sealed.
     const work = seg.failed
-      ? seg.abandon().then(() => null)
-      : seg.seal(this.#config.durability !== 'off', (s) => this.#countFsync(s));
-    const done = work.then((file) => {
+      ? seg.abandon().then(() => this.#failedInfo(seg))
+      : seg.seal(this.#config.durability !== 'off', (s) => this.#countFsync(s)).then((file) => file && this.#sealedInfo(seg, file),
+        async (err: unknown) => {
+          this.#log.error({ file: seg.file, err }, 'journal_seal_failed');
+          await seg.abandon(); // the fd: a failed seal may not have closed it
+          return this.#failedInfo(seg);
+        });
+    const done = work.then((info) => {
       // One synchronous step: a reader or stats() sees the segment in exactly one list.
-      if (file) this.#sealed.push({ index: seg.index, file, sealed: true, bytes: seg.bytes, records: seg.records,
-        firstCommit: seg.firstCommit, lastCommit: seg.lastCommit });
+      if (info) this.#sealed.push(info);
       this.#sealed.sort((a, b) => a.index - b.index);
-      this.#draining.delete(seg);
-      this.#sealing.delete(seg);
-    }, (err: unknown) => {
-      this.#log.error({ file: seg.file, err }, 'journal_seal_failed');
       this.#draining.delete(seg);
       this.#sealing.delete(seg);
     });
     this.#sealing.set(seg, done);
+  }
+
+  #sealedInfo(seg: SegmentWriter, file: string): SegmentInfo {
+    return { index: seg.index, file, sealed: true, bytes: seg.bytes, records: seg.records, firstCommit: seg.firstCommit, lastCommit: seg.lastCommit };
+  }
+
+  /**
+   * A segment that hit a write error is never written again, but what reached it before stays
+   * readable, under its .open name, until retention removes it: records acknowledged (and, when
+   * durable, fsync'd) before the error are exactly the ones replay exists for. Its tail may be a
+   * torn frame; readers skip that as they do after a crash (the next start recovers it the same way).
+   */
+  #failedInfo(seg: SegmentWriter): SegmentInfo | null {
+    if (seg.records === 0) return null;
+    this.#log.warn({ file: seg.file, records: seg.records }, 'journal_failed_segment_kept');
+    return { index: seg.index, file: seg.file, sealed: false, bytes: seg.bytes, records: seg.records,
+      firstCommit: seg.firstCommit, lastCommit: seg.lastCommit };
   }
 
   /** Rotation by age and retention by time and size. Runs on a timer; tests may call it. */
@@ -322,22 +339,20 @@ export class FileJournal implements EntryHost {
     const since = filter.since?.getTime() ?? 0;
     const sealed = this.#sealed.filter((s) => s.lastCommit >= since);
     const live = [...this.#draining, this.#active].sort((a, b) => a.index - b.index);
-    for (const seg of sealed) yield* this.#readCounted(seg.file, filter, { handles });
+    for (const seg of sealed) yield* this.#readCounted(seg.file, filter, { handles, expectTornTail: !seg.sealed });
     for (const seg of live) {
       const sealing = this.#sealing.get(seg);
       if (sealing) {
-        await sealing; // read it complete, under its sealed name
-        if (!seg.failed) yield* this.#readCounted(seg.file, filter, { handles });
+        await sealing; // read it complete, under its sealed name (or its .open one, had it failed)
+        yield* this.#readCounted(seg.file, filter, { handles, expectTornTail: seg.failed !== null });
         continue;
       }
       const limit = seg.bytes;
-      try {
-        await seg.flush();
-      } catch {
-        continue; // a failed segment: its records were never acknowledged
-      }
+      // A failed segment is read all the same: records acknowledged before its write error are on
+      // disk (see #failedInfo); the frames that failed end in a torn tail or are not there at all.
+      const failed = await seg.flush().then(() => false, () => true);
       // It may seal (rename) before the open below: readSegment follows it by number.
-      yield* this.#readCounted(seg.file, filter, { limit, handles });
+      yield* this.#readCounted(seg.file, filter, { limit, handles, expectTornTail: failed });
     }
   }
 
@@ -374,9 +389,16 @@ export class FileJournal implements EntryHost {
     const segs = [this.#active, ...this.#draining];
     this.#draining.clear();
     await Promise.allSettled(segs.map(async (seg) => {
-      const file = seg.failed ? (await seg.abandon(), null) : await seg.seal(this.#config.durability !== 'off', (s) => this.#countFsync(s));
-      if (file) this.#sealed.push({ index: seg.index, file, sealed: true, bytes: seg.bytes, records: seg.records,
-        firstCommit: seg.firstCommit, lastCommit: seg.lastCommit });
+      if (seg.failed) {
+        await seg.abandon();
+        return;
+      }
+      const file = await seg.seal(this.#config.durability !== 'off', (s) => this.#countFsync(s)).catch(async (err: unknown) => {
+        this.#log.error({ file: seg.file, err }, 'journal_seal_failed');
+        await seg.abandon();
+        return null;
+      });
+      if (file) this.#sealed.push(this.#sealedInfo(seg, file));
     }));
     this.#log.info({ dir: this.dir }, 'journal_closed');
   }

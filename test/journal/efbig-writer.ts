@@ -1,7 +1,8 @@
 /**
  * Child process for the write-error test, run under `ulimit -f` so that segment writes fail with
  * EFBIG partway: journals 60 records of 20 KB one after another and prints "ok <id>" or
- * "rejected <code>" for each commit, then "done". It must never crash.
+ * "rejected <code>" for each commit, then "live <ids>" (what a read of the running journal finds:
+ * what replay would see) and "done". It must never crash.
  */
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
@@ -27,5 +28,8 @@ for (let i = 0; i < 60; i++) {
   // Give a failed segment's replacement time to open, as real traffic would.
   await new Promise((r) => setTimeout(r, 5));
 }
+const live: string[] = [];
+for await (const r of journal.read()) live.push(r.messageId ?? '');
+process.stdout.write(`live ${live.join(' ')}\n`);
 await journal.close();
 process.stdout.write('done\n');
