@@ -38,7 +38,6 @@ interface TcpHandle {
   shutdown(req: ShutdownReq): number;
   setNoDelay(enable: boolean): number;
   close(callback: (this: TcpHandle) => void): void;
-  readonly writeQueueSize: number;
   /** Native setters that abort the process (a CHECK) on anything but a function: never assign null. */
   onread: (this: TcpHandle, buffer: ArrayBuffer | undefined) => void;
   onconnection: (this: TcpHandle, status: number, client?: TcpHandle) => void;
@@ -148,7 +147,11 @@ class HandleLink implements Link {
     return false;
   }
 
-  get queued(): number { return this.#handle?.writeQueueSize ?? 0; }
+  /**
+   * Writes libuv still holds. Counted here rather than read from the handle's writeQueueSize, which
+   * the binding check does not cover: a missing accessor would read 0 and cut answers short.
+   */
+  get queued(): number { return this.#handle === null ? 0 : this.#asyncWrites; }
 
   /** A write that went asynchronous finished (or failed, or was cancelled by close). */
   writeDone(status: number): void {
@@ -259,6 +262,7 @@ class HandleListener implements Listener {
   readonly binding: Binding;
   spareWrite: WriteReq;
   #server: TcpHandle | null = null;
+  #closed = false;
 
   constructor(readonly accept: (link: Link) => LinkEvents) {
     const b = loadBinding();
@@ -285,6 +289,8 @@ class HandleListener implements Listener {
   async listen(port: number, host: string): Promise<{ port: number }> {
     if (this.#server) throw new Error('already listening');
     const address = isIP(host) !== 0 ? host : (await lookup(host)).address;
+    // close() during the lookup found nothing to close: do not start listening behind its back.
+    if (this.#closed) throw new Error('auth_http listener closed while starting');
     const server = new this.binding.TCP(this.binding.SERVER);
     let err = isIP(address) === 6 ? server.bind6(address, port, 0) : server.bind(address, port);
     // 511: node:net's default backlog (the kernel caps it at somaxconn).
@@ -302,6 +308,7 @@ class HandleListener implements Listener {
   }
 
   close(): Promise<void> {
+    this.#closed = true;
     const server = this.#server;
     this.#server = null;
     if (!server) return Promise.resolve();

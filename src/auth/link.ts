@@ -16,7 +16,7 @@ export interface Link {
   readonly remoteAddress: string | undefined;
   /** Sends bytes; false when the caller should wait for onceDrained() before sending more. */
   write(data: string): boolean;
-  /** Bytes handed to write() that the kernel has not taken yet. */
+  /** Non-zero while something handed to write() waits for the kernel (bytes for node:net, writes for the handle layer). */
   readonly queued: number;
   /** Sends what is queued, then a FIN; the link closes once the peer has closed its side too. */
   end(): void;

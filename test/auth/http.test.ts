@@ -4,9 +4,10 @@
  * the request timeout and half-closed clients.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { connect, type Socket } from 'node:net';
+import { connect, createServer, type Socket } from 'node:net';
 import { lookup } from 'node:dns/promises';
-import { waitFor } from '../helpers/ports.js';
+import { freePort, waitFor } from '../helpers/ports.js';
+import { createListener } from '../../src/auth/link.js';
 import { parseHead } from '../../src/auth/http.js';
 import { startAuthRig, type AuthRig } from './setup.js';
 import { exchange, nginxRequestBytes, type NginxRequest } from './wire.js';
@@ -245,5 +246,20 @@ describe.each(['handle', 'net'] as const)('over the %s socket layer', (socketLay
       if (typeof plain === 'string') throw new Error(plain);
       expect([plain.headers.constructor, plain.headers.toString, plain.headers['__proto__'], plain.headers.hasOwnProperty]).toEqual([undefined, undefined, undefined, undefined]);
     });
+  });
+});
+
+describe('the handle listener', () => {
+  it('does not start listening when it is closed during its host-name lookup', async () => {
+    const port = await freePort();
+    const listener = createListener('handle', () => { throw new Error('no connection expected'); });
+    const listening = listener.listen(port, 'localhost');
+    await listener.close();
+    await expect(listening).rejects.toThrow(/closed while starting/);
+    // Nothing holds the port: we can listen on it ourselves.
+    const { address } = await lookup('localhost');
+    const probe = createServer();
+    await new Promise<void>((resolve, reject) => { probe.once('error', reject); probe.listen(port, address, resolve); });
+    await new Promise<void>((resolve) => probe.close(() => resolve()));
   });
 });
