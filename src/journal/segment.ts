@@ -91,6 +91,8 @@ export class SegmentWriter implements SegmentInfo {
   #pendingBytes = 0;
   #writeQueued = false;
   #writeTimer: NodeJS.Timeout | null = null;
+  /** Closed by seal() or abandon(): appends are dropped (see append). */
+  #closed = false;
   #written = 0;
   #synced = 0;
   #chain: Promise<void> = Promise.resolve();
@@ -115,6 +117,13 @@ export class SegmentWriter implements SegmentInfo {
    * `pooled`: the pool buffers they live in, given back to the pool once the write is over.
    */
   append(parts: readonly Buffer[], bytes: number, pooled?: readonly Buffer[]): number {
+    if (this.failed || this.#closed) {
+      // Nothing will be written here again (a record still streaming into a segment that failed,
+      // or that close() sealed): the commit rejects, so keep neither the bytes nor a timer.
+      if (pooled && this.#pool) for (const b of pooled) this.#pool.give(b);
+      this.bytes += bytes;
+      return this.bytes;
+    }
     for (const part of parts) this.#pending.push(part);
     if (pooled) for (const b of pooled) this.#pendingPooled.push(b);
     this.bytes += bytes;
@@ -170,7 +179,10 @@ export class SegmentWriter implements SegmentInfo {
   async seal(fsync: boolean, onSynced: (seconds: number) => void): Promise<string | null> {
     if (fsync) await this.sync(onSynced);
     else await this.flush();
-    await this.#run(() => this.#fh.close());
+    await this.#run(async () => {
+      this.#closed = true;
+      await this.#fh.close();
+    });
     if (this.records === 0) {
       await unlink(this.file);
       return null;
@@ -184,6 +196,7 @@ export class SegmentWriter implements SegmentInfo {
 
   /** Closes without sealing after a failure (the .open file is recovered at the next start). */
   async abandon(): Promise<void> {
+    this.#closed = true;
     if (this.#writeTimer) clearTimeout(this.#writeTimer);
     this.#writeTimer = null;
     await this.#fh.close().catch(() => undefined);
