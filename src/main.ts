@@ -46,8 +46,15 @@ export const LOG_FLUSH_MS = 500;
 
 export function createLogger(config: Config['log'], dest: number | string = 1): Logger {
   const stream = pino.destination({ dest, sync: false, minLength: LOG_BATCH_BYTES });
-  // unref: the tick never keeps a stopping process alive; exit flushes the rest.
-  setInterval(() => stream.flush(), LOG_FLUSH_MS).unref();
+  // unref: the tick never keeps a stopping process alive; exit flushes the rest. flush() throws
+  // once the stream is destroyed (stdout gone): losing log lines must never stop mail.
+  setInterval(() => {
+    try {
+      stream.flush();
+    } catch {
+      /* nothing left to write to */
+    }
+  }, LOG_FLUSH_MS).unref();
   return pino(
     { level: config.level, base: { pid: process.pid }, redact: { paths: REDACT, censor: '[redacted]' } },
     stream,
