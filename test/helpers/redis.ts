@@ -28,14 +28,7 @@ export async function startRedis(): Promise<RedisServer> {
     c.on('error', () => undefined);
     await waitFor(async () => {
       if (c.exitCode !== null) throw new Error(`redis-server exited with ${c.exitCode}`);
-      const probe = new Redis({ port, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
-      probe.on('error', () => undefined);
-      try {
-        await probe.connect();
-        return (await probe.ping()) === 'PONG';
-      } finally {
-        probe.disconnect();
-      }
+      return redisAnswers(port);
     }, 10_000, `redis-server on port ${port}`);
   }
 
@@ -53,6 +46,18 @@ export async function startRedis(): Promise<RedisServer> {
 }
 
 /** A key prefix no other test uses. */
+/** One PING on a fresh connection, no retries: true once a redis-server on `port` answers. */
+export async function redisAnswers(port: number): Promise<boolean> {
+  const probe = new Redis({ port, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+  probe.on('error', () => undefined);
+  try {
+    await probe.connect();
+    return (await probe.ping()) === 'PONG';
+  } finally {
+    probe.disconnect();
+  }
+}
+
 export function uniquePrefix(tag = 't'): string {
   return `test:${tag}:${randomBytes(4).toString('hex')}:`;
 }

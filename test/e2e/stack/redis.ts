@@ -5,9 +5,9 @@
  */
 import { join } from 'node:path';
 import { mkdirSync } from 'node:fs';
-import { Redis } from 'ioredis';
 import { spawnDaemon, tail, type Daemon } from './proc.js';
 import { freePort, waitFor } from '../../helpers/ports.js';
+import { redisAnswers } from '../../helpers/redis.js';
 
 export class RedisDaemon {
   port = 0;
@@ -31,14 +31,7 @@ export class RedisDaemon {
     this.#daemon = d;
     await waitFor(async () => {
       if (d.dead) throw new Error(`redis-server exited: ${tail(logFile)}`);
-      const probe = new Redis({ port: this.port, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
-      probe.on('error', () => undefined);
-      try {
-        await probe.connect();
-        return (await probe.ping()) === 'PONG';
-      } finally {
-        probe.disconnect();
-      }
+      return redisAnswers(this.port);
     }, 10_000, `redis-server on port ${this.port}`);
   }
 
