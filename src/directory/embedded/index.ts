@@ -138,7 +138,11 @@ export class EmbeddedDirectory extends MutatingDirectory implements Backend {
     let created = false;
     try {
       // Temp files are only written under the lock: any found now belong to a process that died.
-      const stale = await removeStaleTemps(file).catch(() => []);
+      // The history file is compacted through a temp file of its own, so it leaves strays too.
+      const stale = [
+        ...await removeStaleTemps(file).catch(() => []),
+        ...await removeStaleTemps(`${file}.history.jsonl`).catch(() => []),
+      ];
       if (stale.length > 0) obs.logger.warn({ file, stale }, 'directory_stale_temp_removed');
       let read;
       try {
