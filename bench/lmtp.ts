@@ -9,6 +9,8 @@
  * Cells: 4 KB / 100 KB / 5 MB × 1 / 10 / 50 sessions × 1 / 5 recipients (connections reused, -d),
  * plus 4 KB with a new connection per message. For each: messages/s both ways, proxy÷direct, and
  * the proxy's CPU time per message (the proxy runs in a child process; we read its cpuUsage()).
+ * Beside them, the same for a Node byte pipe (pipeChild): the least any Node proxy can cost here,
+ * measured in the same run, so a cell's ratio can be read against what the platform allows.
  * Journal off. All recipients of a message live on one store (one backend session per message).
  * The proxy logs at info (one lmtp_delivery line per recipient) to /dev/null through
  * main.ts's createLogger (asynchronous, batched), as in production.
@@ -82,6 +84,31 @@ async function proxyChild(sinkPort: number): Promise<void> {
   });
 }
 
+/**
+ * The reference floor for any LMTP proxy written in Node: no parsing, no routing, no pool, just a
+ * byte pipe to the sink per client connection (the sink's replies pass through unchanged). Every
+ * command still costs it a read and a write each way, as it costs storeroute.
+ */
+async function pipeChild(sinkPort: number): Promise<void> {
+  const { createServer, connect } = await import('node:net');
+  const server = createServer((client) => {
+    const backend = connect(sinkPort, '127.0.0.1');
+    client.setNoDelay(true);
+    backend.setNoDelay(true);
+    client.pipe(backend);
+    backend.pipe(client);
+    const end = () => { client.destroy(); backend.destroy(); };
+    for (const s of [client, backend]) { s.on('error', end); s.on('close', end); }
+  });
+  server.listen(0, '127.0.0.1', () => {
+    process.stdout.write(JSON.stringify({ port: (server.address() as { port: number }).port }) + '\n');
+  });
+  createInterface({ input: process.stdin }).on('line', () => {
+    const u = process.cpuUsage();
+    process.stdout.write(JSON.stringify({ cpu: u.user + u.system }) + '\n');
+  }).on('close', () => process.exit(0));
+}
+
 export interface ProxyStats {
   cpu: number;
   rss: number;
@@ -101,9 +128,9 @@ export interface ProxyHandle {
   stop(): Promise<void>;
 }
 
-export async function startProxy(sinkPort: number): Promise<ProxyHandle> {
+export async function startProxy(sinkPort: number, role: 'proxy' | 'pipe' = 'proxy'): Promise<ProxyHandle> {
   const flags = (process.env.PROXY_NODE_FLAGS ?? '').split(' ').filter(Boolean);
-  const child = spawn(process.execPath, [...flags, ...process.execArgv, new URL(import.meta.url).pathname, 'proxy', String(sinkPort)],
+  const child = spawn(process.execPath, [...flags, ...process.execArgv, new URL(import.meta.url).pathname, role, String(sinkPort)],
     { stdio: ['pipe', 'pipe', 'inherit'] });
   const rl = createInterface({ input: child.stdout! });
   const queue: Array<(v: Record<string, number>) => void> = [];
@@ -185,8 +212,10 @@ async function main(): Promise<void> {
   console.log('smtp-source -L → storeroute → smtp-sink -L  vs  smtp-source -L → smtp-sink -L (interleaved), journal off\n');
   const sink = await startSink();
   const proxy = await startProxy(sink.port);
+  const pipe = await startProxy(sink.port, 'pipe');
   // A long-running proxy has its hot paths compiled: 1,000 small messages first (not measured).
   await smtpSource(proxy.port, { size: 4096, sessions: 10, messages: 1000, rcpts: 2, reuse: true });
+  await smtpSource(pipe.port, { size: 4096, sessions: 10, messages: 1000, rcpts: 2, reuse: true });
   const sizes = [{ label: '4KB', bytes: 4096, n: 3000 }, { label: '100KB', bytes: 102_400, n: 600 }, { label: '5MB', bytes: 5 * 1024 * 1024, n: 30 }];
   const cells: Array<{ label: string; size: number; sessions: number; rcpts: number; reuse: boolean; n: number }> = [];
   for (const s of sizes) for (const sessions of [1, 10, 50]) for (const rcpts of [1, 5]) {
@@ -196,9 +225,10 @@ async function main(): Promise<void> {
   cells.push({ label: '4KB s=10 r=1 conn/msg', size: 4096, sessions: 10, rcpts: 1, reuse: false, n: Math.round(1500 * scale) });
 
   if (only) cells.splice(0, cells.length, ...cells.filter((c) => only.test(c.label)));
-  const header = ['cell', 'msgs', 'direct msg/s', 'proxy msg/s', 'ratio', 'proxy CPU ms/msg'];
+  const header = ['cell', 'msgs', 'direct msg/s', 'proxy msg/s', 'ratio', 'proxy CPU ms/msg', 'pipe ratio', 'pipe CPU ms/msg'];
   console.log(header.map((h, i) => (i === 0 ? h.padEnd(26) : h.padStart(18))).join(''));
   const ratios: number[] = [];
+  const pipeRatios: number[] = [];
   let i = 0;
   for (const cell of cells) {
     const opts = { size: cell.size, sessions: cell.sessions, messages: cell.n, rcpts: cell.rcpts, reuse: cell.reuse };
@@ -208,27 +238,39 @@ async function main(): Promise<void> {
     let direct = 0;
     let viaProxy = 0;
     let cpu = 0;
+    let viaPipe = 0;
+    let pipeCpu = 0;
     const runDirect = async () => { direct = cell.n / (await smtpSource(sink.port, opts)); };
     const runProxy = async () => {
       const before = await proxy.stats();
       viaProxy = cell.n / (await smtpSource(proxy.port, opts));
       cpu = ((await proxy.stats()).cpu - before.cpu) / 1000 / cell.n;
     };
-    if (i++ % 2 === 0) { await runDirect(); await runProxy(); } else { await runProxy(); await runDirect(); }
+    const runPipe = async () => {
+      const before = await pipe.stats();
+      viaPipe = cell.n / (await smtpSource(pipe.port, opts));
+      pipeCpu = ((await pipe.stats()).cpu - before.cpu) / 1000 / cell.n;
+    };
+    if (i++ % 2 === 0) { await runDirect(); await runProxy(); await runPipe(); } else { await runPipe(); await runProxy(); await runDirect(); }
     const ratio = viaProxy / direct;
     ratios.push(ratio);
+    pipeRatios.push(viaPipe / direct);
     console.log([cell.label.padEnd(26), String(cell.n).padStart(18), direct.toFixed(1).padStart(18), viaProxy.toFixed(1).padStart(18),
-      ratio.toFixed(2).padStart(18), cpu.toFixed(3).padStart(18)].join(''));
+      ratio.toFixed(2).padStart(18), cpu.toFixed(3).padStart(18), (viaPipe / direct).toFixed(2).padStart(18), pipeCpu.toFixed(3).padStart(18)].join(''));
   }
   const geomean = Math.exp(ratios.reduce((a, r) => a + Math.log(r), 0) / ratios.length);
   console.log(`\ngeometric mean proxy÷direct: ${geomean.toFixed(3)} (target ≥ 0.5), lowest cell: ${Math.min(...ratios).toFixed(3)} (target ≥ 0.25)`);
+  const pipeGeomean = Math.exp(pipeRatios.reduce((a, r) => a + Math.log(r), 0) / pipeRatios.length);
+  console.log(`node byte pipe (no parsing, no routing; measured in the same run): geometric mean ${pipeGeomean.toFixed(3)}, lowest cell ${Math.min(...pipeRatios).toFixed(3)}`);
   console.log('reference (issue #3): Dovecot 2.3 lmtp_proxy 0.27, bare 100-line Node relay 0.45');
   console.log(`load average at the end: ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
   await proxy.stop();
+  await pipe.stop();
   await sink.stop();
 }
 
 if (process.argv[2] === 'proxy') void proxyChild(Number(process.argv[3]));
+else if (process.argv[2] === 'pipe') void pipeChild(Number(process.argv[3]));
 else if (import.meta.url === `file://${process.argv[1]}` || process.argv[1]?.endsWith('bench/lmtp.ts')) {
   main().catch((err: unknown) => { console.error(err); process.exit(1); });
 }
