@@ -14,6 +14,12 @@
  * five interleaved rounds, medians, with the mean fdatasync latency. (Segments preallocated by
  * zero-filling ahead of the writer were tried in commit 8015102 and measured no better here.)
  *
+ * For the 20-session cells a third table is a disk reference: the journal-off proxy again, beside a
+ * bare process that writes the same bytes at the rate `off` reached (fdatasync once a second). What it
+ * loses against `off` is what this disk charges the machine for the bytes alone, before any
+ * journal code runs: on a 2-core VM whose block device is emulated on the same host cores, a
+ * large share.
+ *
  * Targets (issue #4): at 20 sessions, durable ≥ 0.7 × off, interval ≥ 0.9 × off.
  * `npx tsx bench/journal.ts journal-proxy <sinkPort> <mode>` is the child.
  */
@@ -64,6 +70,58 @@ async function proxyChild(sinkPort: number, mode: Mode): Promise<void> {
   });
 }
 
+/**
+ * The disk reference: a process that only writes `size` bytes `rate` times a second into 64 MiB
+ * files on the journal's filesystem (write(2) straight from one buffer, fdatasync once a second,
+ * as `interval` does), with nothing else. Run beside the journal-off proxy, it shows what merely
+ * putting each message's bytes on this disk costs the machine: the ceiling for any journal here.
+ */
+async function diskWriter(size: number, rate: number): Promise<void> {
+  const { openSync, writeSync, fdatasyncSync, closeSync } = await import('node:fs');
+  const tmp = await mkdtemp(join(tmpdir(), 'sr-bench-journal-disk-'));
+  const body = randomBytes(size);
+  const SEGMENT = 64 * 1024 * 1024;
+  let fd = -1;
+  let pos = SEGMENT;
+  let files = 0;
+  let written = 0;
+  let lastSync = Date.now();
+  const t0 = Date.now();
+  const tick = () => {
+    const due = Math.floor(((Date.now() - t0) * rate) / 1000);
+    for (; written < due; written++) {
+      if (pos + size > SEGMENT) {
+        if (fd >= 0) { fdatasyncSync(fd); closeSync(fd); }
+        fd = openSync(join(tmp, `seg-${files++}`), 'wx');
+        pos = 0;
+      }
+      pos += writeSync(fd, body, 0, size, pos);
+    }
+    if (Date.now() - lastSync >= 1000) { fdatasyncSync(fd); lastSync = Date.now(); }
+  };
+  const timer = setInterval(tick, 2);
+  process.stdout.write('ready\n');
+  process.stdin.resume();
+  process.stdin.on('end', () => {
+    clearInterval(timer);
+    if (fd >= 0) closeSync(fd);
+    void rm(tmp, { recursive: true, force: true }).then(() => process.exit(0));
+  });
+}
+
+async function startDiskWriter(size: number, rate: number): Promise<{ stop(): Promise<void> }> {
+  const child = spawn(process.execPath, [...process.execArgv, new URL(import.meta.url).pathname, 'disk-writer', String(size), String(Math.round(rate))],
+    { stdio: ['pipe', 'pipe', 'inherit'] });
+  await new Promise<void>((resolve) => createInterface({ input: child.stdout! }).once('line', () => resolve()));
+  return {
+    stop: async () => {
+      const exited = new Promise((r) => child.once('exit', r));
+      child.stdin!.end();
+      await exited;
+    },
+  };
+}
+
 /** cpuUs: the proxy process's CPU time so far (user + system, all threads), µs. */
 interface ProxyStats { fsyncs: number; fsyncSeconds: number; records: number; cpuUs: number }
 interface Proxy { mode: Mode; port: number; child: ChildProcess; stats(): Promise<ProxyStats>; stop(): Promise<void> }
@@ -91,6 +149,37 @@ async function startProxy(sinkPort: number, mode: Mode): Promise<Proxy> {
 
 function machine(): string {
   return `${cpus()[0]?.model ?? '?'}, ${cpus().length} cpus, node ${process.version}`;
+}
+
+/**
+ * After the main table (its own writes would slow the device flushes `durable` waits for): the
+ * journal-off proxy alone and beside the bare disk writer at the rate `off` reached in its cell,
+ * interleaved, medians.
+ */
+async function diskReference(off: Proxy, cells: Array<{ label: string; opts: Parameters<typeof smtpSource>[1]; off: number }>,
+  rounds: number): Promise<void> {
+  console.log('\ndisk reference: the journal-off proxy, alone and beside a bare writer of the same bytes at the rate off reached');
+  console.log('(write(2) + fdatasync once a second, no journal code): what the bytes alone cost this machine');
+  console.log(['cell', 'off msg/s', 'off+disk msg/s', 'off+disk÷off'].map((h, i) => (i === 0 ? h.padEnd(12) : h.padStart(15))).join(''));
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+  for (const cell of cells) {
+    const alone: number[] = [];
+    const beside: number[] = [];
+    for (let round = 0; round < rounds; round++) {
+      const runAlone = async () => { alone.push(cell.opts.messages / (await smtpSource(off.port, cell.opts))); };
+      const runBeside = async () => {
+        const writer = await startDiskWriter(cell.opts.size, cell.off);
+        try {
+          beside.push(cell.opts.messages / (await smtpSource(off.port, cell.opts)));
+        } finally {
+          await writer.stop();
+        }
+      };
+      if (round % 2 === 0) { await runAlone(); await runBeside(); } else { await runBeside(); await runAlone(); }
+    }
+    console.log([cell.label.padEnd(12), median(alone).toFixed(1).padStart(15), median(beside).toFixed(1).padStart(15),
+      (median(beside) / median(alone)).toFixed(2).padStart(15)].join(''));
+  }
 }
 
 type Direct = 'durable' | 'off';
@@ -164,6 +253,7 @@ async function main(): Promise<void> {
     'off cpu µs/msg', 'dur cpu µs/msg', 'int cpu µs/msg']
     .map((h, i) => (i === 0 ? h.padEnd(12) : h.padStart(15))).join(''));
   const at20: Record<string, number[]> = { durable: [], interval: [] };
+  const diskCells: Array<{ label: string; opts: Parameters<typeof smtpSource>[1]; off: number }> = [];
   // A proxy in production is warm. V8 keeps compiling in background threads for the first few
   // thousand messages (measured: 2–3× the CPU per message of a warm proxy, more for the journal
   // modes, which run more code), so warm each proxy once before any cell is timed.
@@ -205,7 +295,11 @@ async function main(): Promise<void> {
     for (const m of MODES) { rate[m] = median(rates[m]); cpu[m] = median(cpus[m]); }
     fsyncMs = fsyncs > 0 ? fsyncMs / fsyncs : 0;
     fsyncs /= ROUNDS;
-    if (cell.sessions === 20) { at20.durable!.push(rate.durable / rate.off); at20.interval!.push(rate.interval / rate.off); }
+    if (cell.sessions === 20) {
+      at20.durable!.push(rate.durable / rate.off);
+      at20.interval!.push(rate.interval / rate.off);
+      diskCells.push({ label: cell.label, opts, off: rate.off });
+    }
     console.log([cell.label.padEnd(12), String(n).padStart(15), rate.off.toFixed(1).padStart(15), rate.durable.toFixed(1).padStart(15),
       (rate.durable / rate.off).toFixed(2).padStart(15), (fsyncs / n).toFixed(3).padStart(15), fsyncMs.toFixed(3).padStart(15), rate.interval.toFixed(1).padStart(15),
       (rate.interval / rate.off).toFixed(2).padStart(15), ...MODES.map((m) => cpu[m].toFixed(0).padStart(15))].join(''));
@@ -213,10 +307,12 @@ async function main(): Promise<void> {
   const min = (xs: number[]) => Math.min(...xs).toFixed(2);
   console.log(`(each proxy warmed with ${warm} + ${warm / 10} messages first; medians of ${ROUNDS} interleaved rounds; cpu µs/msg: the proxy process alone, user + system, from process.cpuUsage around each cell)`);
   console.log(`\nat 20 sessions: durable÷off lowest ${min(at20.durable!)} (target ≥ 0.7), interval÷off lowest ${min(at20.interval!)} (target ≥ 0.9)`);
+  await diskReference(proxies.off, diskCells, quick ? 1 : 5);
   for (const p of Object.values(proxies)) await p.stop();
   await sink.stop();
   await directTable(scale);
 }
 
 if (process.argv[2] === 'journal-proxy') void proxyChild(Number(process.argv[3]), process.argv[4] as Mode);
+else if (process.argv[2] === 'disk-writer') void diskWriter(Number(process.argv[3]), Number(process.argv[4]));
 else main().catch((err: unknown) => { console.error(err); process.exit(1); });
