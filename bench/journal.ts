@@ -35,7 +35,7 @@ import { parseConfig } from '../src/config/index.js';
 import { createDirectory } from '../src/directory/index.js';
 import { createLmtpServer } from '../src/lmtp/index.js';
 import { openJournal } from '../src/journal/index.js';
-import { smtpSource, startSink, RECIPIENT_DOMAIN } from './lmtp.js';
+import { smtpSource, startSink, stopChild, RECIPIENT_DOMAIN } from './lmtp.js';
 
 type Mode = 'off' | 'durable' | 'interval';
 const MODES: Mode[] = ['off', 'durable', 'interval'];
@@ -113,13 +113,7 @@ async function startDiskWriter(size: number, rate: number): Promise<{ stop(): Pr
   const child = spawn(process.execPath, [...process.execArgv, new URL(import.meta.url).pathname, 'disk-writer', String(size), String(Math.round(rate))],
     { stdio: ['pipe', 'pipe', 'inherit'] });
   await new Promise<void>((resolve) => createInterface({ input: child.stdout! }).once('line', () => resolve()));
-  return {
-    stop: async () => {
-      const exited = new Promise((r) => child.once('exit', r));
-      child.stdin!.end();
-      await exited;
-    },
-  };
+  return { stop: () => stopChild(child) };
 }
 
 /** cpuUs: the proxy process's CPU time so far (user + system, all threads), µs. */
@@ -137,13 +131,7 @@ async function startProxy(sinkPort: number, mode: Mode): Promise<Proxy> {
   return {
     mode, port: port!, child,
     stats: async () => { const p = next(); child.stdin!.write('stats\n'); const v = await p; return { fsyncs: v.fsyncs!, fsyncSeconds: v.fsyncSeconds!, records: v.records!, cpuUs: v.cpuUs! }; },
-    stop: async () => {
-      const exited = new Promise((r) => child.once('exit', r));
-      child.stdin!.end();
-      const t = setTimeout(() => child.kill('SIGKILL'), 5_000);
-      await exited;
-      clearTimeout(t);
-    },
+    stop: () => stopChild(child),
   };
 }
 

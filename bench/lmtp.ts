@@ -128,6 +128,15 @@ export interface ProxyHandle {
   stop(): Promise<void>;
 }
 
+/** Ends a bench child the way they all stop (stdin closed), killing it if it lingers past 5 s. */
+export async function stopChild(child: ChildProcess): Promise<void> {
+  const exited = new Promise((r) => child.once('exit', r));
+  child.stdin!.end();
+  const t = setTimeout(() => child.kill('SIGKILL'), 5_000);
+  await exited;
+  clearTimeout(t);
+}
+
 export async function startProxy(sinkPort: number, role: 'proxy' | 'pipe' = 'proxy'): Promise<ProxyHandle> {
   const flags = (process.env.PROXY_NODE_FLAGS ?? '').split(' ').filter(Boolean);
   const child = spawn(process.execPath, [...flags, ...process.execArgv, new URL(import.meta.url).pathname, role, String(sinkPort)],
@@ -153,13 +162,7 @@ export async function startProxy(sinkPort: number, role: 'proxy' | 'pipe' = 'pro
       queue.push((v) => resolve(v as unknown as ProxyStats));
       child.stdin!.write('reset\n');
     }),
-    stop: async () => {
-      const exited = new Promise((r) => child.once('exit', r));
-      child.stdin!.end();
-      const t = setTimeout(() => child.kill('SIGKILL'), 5_000);
-      await exited;
-      clearTimeout(t);
-    },
+    stop: () => stopChild(child),
   };
 }
 
