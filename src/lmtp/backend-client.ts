@@ -43,6 +43,12 @@ interface Waiter {
   timer: NodeJS.Timeout;
 }
 
+/**
+ * Scratch space for every session's reads (see the constructor). Shared safely: each read is
+ * parsed to the end, synchronously, before the next one can land in it.
+ */
+const READ_BUFFER = Buffer.alloc(16 * 1024);
+
 type BackendCode = 'BACKEND_UNREACHABLE' | 'BACKEND_TIMEOUT' | 'BACKEND_LOST' | 'BACKEND_PROTOCOL';
 
 export class BackendSession {
@@ -78,9 +84,12 @@ export class BackendSession {
     this.#timeouts = timeouts;
     this.#parser = new ReplyParser((r) => this.#onReply(r),
       (e) => this.#fail('BACKEND_PROTOCOL', e.message, e));
-    this.#socket = connect({ host: target.host, port: target.port });
+    // Replies are read into one reused buffer (net's `onread`) instead of a new 64 KB allocation
+    // per read pushed through a Readable stream: the parser copies what it keeps (a latin1 string)
+    // before returning, and a RCPT-heavy delivery reads a few small replies per message.
+    this.#socket = connect({ host: target.host, port: target.port,
+      onread: { buffer: READ_BUFFER, callback: (n) => { this.#parser.feed(READ_BUFFER.subarray(0, n)); return true; } } });
     this.#socket.setNoDelay(true);
-    this.#socket.on('data', (chunk: Buffer) => this.#parser.feed(chunk));
     this.#socket.on('drain', () => this.#onDrain());
     this.#socket.on('error', (err) => this.#connected
       ? this.#fail('BACKEND_LOST', `connection to ${this.#where()} failed: ${err.message}`, err)
