@@ -10,7 +10,7 @@
  */
 import { connect, type Socket } from 'node:net';
 import { BackendError } from '../core/errors.js';
-import type { Reply } from '../core/replies.js';
+import { formatReply, type Reply } from '../core/replies.js';
 import { DotStuffer, ReplyParser, type WireReply } from './wire.js';
 
 export interface BackendTarget {
@@ -73,6 +73,8 @@ export class BackendSession {
   #closing = false;
   #corked = false;
   #connected = false;
+  /** Greeting and LHLO done: from here a 421 ends the session (see #onReply). */
+  #established = false;
   #stuffer: DotStuffer | null = null;
   /** From sending DATA until the final dot (or a DATA refusal): no command may be written. */
   #inData = false;
@@ -159,6 +161,7 @@ export class BackendSession {
       else if (kw === '8BITMIME') this.eightBitMime = true;
       else if (kw === 'SIZE') this.size = arg && /^\d+$/.test(arg) && Number(arg) > 0 ? Number(arg) : null;
     }
+    this.#established = true;
   }
 
   /** MAIL FROM:<addr> plus optional ESMTP parameters (" BODY=8BITMIME SIZE=123"). */
@@ -293,9 +296,18 @@ export class BackendSession {
   }
 
   #onReply(r: WireReply): void {
+    if (r.code === 421 && this.#established) {
+      // RFC 5321 §3.8: 421 is the server closing the channel, whichever command it answers (or
+      // none: an idle timeout). The command failed and the session is over: it fails as a lost
+      // connection (its recipients get 451, the pool drops it), never as a verdict to relay,
+      // since a 421 relayed to postfix would close the whole client session. Not counted in
+      // repliesReceived: it acknowledged nothing, so a pooled session that says 421 to the
+      // MAIL of its next transaction is retried like one that closed (transaction.ts).
+      this.#fail('BACKEND_LOST', `${this.#where()} is closing the session: ${formatReply(r.reply)}`);
+      return;
+    }
     const w = this.#waiters.shift();
     if (!w) {
-      // An unsolicited reply (typically "421 shutting down" before a close): the session is over.
       this.#fail('BACKEND_PROTOCOL', `${this.#where()} sent an unexpected reply ${r.code} ${r.lines[0] ?? ''}`);
       return;
     }

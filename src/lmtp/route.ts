@@ -16,11 +16,12 @@
  * and bounce it anyway at maximal_queue_lifetime, later and less clearly. Moves and outages, which
  * do end by themselves, stay 451.
  */
-import { DirectoryUnavailableError, replyFor } from '../core/errors.js';
+import { DirectoryUnavailableError, replyFor, StorerouteError } from '../core/errors.js';
 import { replies, type Reply } from '../core/replies.js';
 import type { Route } from '../directory/model.js';
 import type { DirectoryReader } from '../directory/types.js';
 import { asciiDomain } from './address.js';
+import type { RcptRejectReason } from './reject-log.js';
 
 export interface RecipientRules {
   /** Characters that start a +detail (postfix recipient_delimiter); "" turns stripping off. */
@@ -31,7 +32,8 @@ export interface RecipientRules {
 
 export type RecipientDecision =
   | { ok: true; route: Route; lookup: string }
-  | { ok: false; reply: Reply; reason: string };
+  /** `code`: stable, for logs (lmtp_rcpt_rejected); `reason`: human detail. */
+  | { ok: false; reply: Reply; code: RcptRejectReason; reason: string };
 
 /**
  * The directory names to try, in order: the whole address (lower-cased, +detail stripped, domain
@@ -70,6 +72,10 @@ function unquote(local: string): string {
   return local.slice(1, -1).replace(/\\(.)/g, '$1');
 }
 
+function no(reply: Reply, code: RcptRejectReason, reason: string): RecipientDecision {
+  return { ok: false, reply, code, reason };
+}
+
 export async function resolveRecipient(address: string, directory: Pick<DirectoryReader, 'resolve'>,
   rules: RecipientRules): Promise<RecipientDecision> {
   let route: Route | null = null;
@@ -81,14 +87,15 @@ export async function resolveRecipient(address: string, directory: Pick<Director
     }
   } catch (err) {
     const reply = err instanceof DirectoryUnavailableError ? err.reply : replyFor(err);
-    return { ok: false, reply, reason: `directory: ${(err as Error).message}` };
+    const code = err instanceof StorerouteError ? err.code : 'INTERNAL_ERROR';
+    return { ok: false, reply, code, reason: `directory: ${(err as Error).message}` };
   }
-  if (!route) return { ok: false, reply: replies.noSuchUser(), reason: 'unknown user' };
+  if (!route) return no(replies.noSuchUser(), 'UNKNOWN_USER', 'unknown user');
   const { user, store, master } = route;
-  if (user.state === 'moving') return { ok: false, reply: replies.userMoving(), reason: 'user moving' };
-  if (user.state === 'suspended') return { ok: false, reply: replies.userSuspended(), reason: 'user suspended' };
-  if (store.state === 'failing-over') return { ok: false, reply: replies.storeFailingOver(), reason: 'store failing over' };
-  if (store.state === 'down') return { ok: false, reply: replies.storeDown(), reason: 'store down' };
-  if (master.state !== 'up') return { ok: false, reply: replies.slotNotUp(), reason: `master slot ${master.state}` };
+  if (user.state === 'moving') return no(replies.userMoving(), 'USER_MOVING', 'user moving');
+  if (user.state === 'suspended') return no(replies.userSuspended(), 'USER_SUSPENDED', 'user suspended');
+  if (store.state === 'failing-over') return no(replies.storeFailingOver(), 'STORE_FAILING_OVER', 'store failing over');
+  if (store.state === 'down') return no(replies.storeDown(), 'STORE_DOWN', 'store down');
+  if (master.state !== 'up') return no(replies.slotNotUp(), 'SLOT_NOT_UP', `master slot ${master.state}`);
   return { ok: true, route, lookup };
 }

@@ -9,7 +9,7 @@ import { unlink } from 'node:fs/promises';
 import { format } from 'node:util';
 import type { Logger } from 'pino';
 import { SMTPServer, type SMTPServerAddress, type SMTPServerSession } from 'smtp-server';
-import { DeadlineError, replyFor } from '../core/errors.js';
+import { DeadlineError, replyFor, StorerouteError } from '../core/errors.js';
 import { withDeadline } from '../core/deadline.js';
 import { formatReply, replies, type Reply } from '../core/replies.js';
 import type { Config } from '../config/index.js';
@@ -24,12 +24,19 @@ import { RcptAttempt, Transaction } from './transaction.js';
 import { streamData, type SmtpDataStream } from './data.js';
 import { createBufferReclaimer } from './reclaim.js';
 import { asciiAddress } from './address.js';
+import { RcptRejectLog, type RcptRejectReason } from './reject-log.js';
 
 /**
  * DATA bytes received between two young-generation collections (reclaim.ts): bounds the dead
  * chunk buffers awaiting collection to about this much, at a fraction of a ms per collection.
  */
 const RECLAIM_EVERY_BYTES = 4 * 1024 * 1024;
+
+/**
+ * lmtp_rcpt_rejected lines per second at most (reject-log.ts): enough to see every refusal in
+ * normal running; a flood beyond it is counted in one line per second (and in the metric).
+ */
+const RCPT_REJECT_LOG_PER_SECOND = 100;
 
 export interface LmtpServerDeps {
   config: Config['lmtp'];
@@ -60,6 +67,11 @@ function replyError(r: Reply): Error {
 
 function replyClass(r: Reply): string {
   return `${Math.floor(r.code / 100)}xx`;
+}
+
+/** Postfix's queue id when it sent XFORWARD IDENT, else ours: the same at RCPT and after DATA. */
+function queueIdOf(session: SMTPServerSession): string {
+  return (session.xForward?.get('IDENT') as string | undefined) || `${session.id}.${session.transaction}`;
 }
 
 /** Socket errors smtp-server itself treats as a client hanging up (its QUIET_SOCKET_ERRORS). */
@@ -109,6 +121,7 @@ export function createLmtpServer(deps: LmtpServerDeps): LmtpServer {
     logger,
     metrics,
   });
+  const rejectLog = new RcptRejectLog(logger, { perWindow: RCPT_REJECT_LOG_PER_SECOND, windowMs: 1_000 });
   const clients = new Map<string, ClientState>();
   const reclaimer = createBufferReclaimer(RECLAIM_EVERY_BYTES);
   const rules = { recipientDelimiter: config.recipientDelimiter, localDomains: config.localDomains };
@@ -137,20 +150,28 @@ export function createLmtpServer(deps: LmtpServerDeps): LmtpServer {
   };
 
   /**
-   * try/catch + deadline around a handler that decides a reply: whatever happens, smtp-server gets
-   * exactly one answer (a 2xx is an accept, anything else is relayed as an error).
+   * try/catch + deadline around a handler that decides a reply: whatever happens, `answer` is
+   * called exactly once (with the error when the work threw or its deadline expired: a 451).
    */
-  const guard = (what: string, ms: number, cb: (err?: Error | null) => void,
+  const guard = (what: string, ms: number, answer: (r: Reply, err?: unknown) => void,
     work: () => Promise<Reply>, onTimeout?: (e: DeadlineError) => void) => {
     let deadlineErr: DeadlineError | null = null;
     withDeadline(work(), ms, what, () => (deadlineErr = new DeadlineError(what, ms))).then(
-      (r) => (r.code < 400 ? cb(null) : cb(replyError(r))),
+      (r) => answer(r),
       (err: unknown) => {
         if (deadlineErr && err === deadlineErr) onTimeout?.(deadlineErr);
         logger.warn({ err, what }, 'lmtp_handler_failed');
-        cb(replyError(replyFor(err)));
+        answer(replyFor(err), err);
       },
     );
+  };
+
+  /** A RCPT not accepted: counted, logged (rate-limited) and answered. Never on the accepted path. */
+  const refuseRcpt = (session: SMTPServerSession, recipient: string, r: Reply, reason: RcptRejectReason,
+    detail: string | undefined, cb: (err?: Error | null) => void) => {
+    metrics.rcptRejects.inc({ class: replyClass(r) });
+    rejectLog.write({ queueId: queueIdOf(session), recipient, reply: r, reason, detail });
+    cb(replyError(r));
   };
 
   const smtp = new SMTPServer({
@@ -160,7 +181,8 @@ export function createLmtpServer(deps: LmtpServerDeps): LmtpServer {
     size: config.maxMessageSize,
     rejectOversized: true,
     maxClients: config.maxClients,
-    maxRecipients: config.maxRecipients,
+    // Enforced in onRcptTo instead, so that this refusal is counted and logged like the others.
+    maxRecipients: 0,
     socketTimeout: config.socketTimeoutMs,
     closeTimeout: 1_000,
     disabledCommands: ['AUTH', 'STARTTLS'],
@@ -196,22 +218,27 @@ export function createLmtpServer(deps: LmtpServerDeps): LmtpServer {
 
     onRcptTo(address: SMTPServerAddress, session, cb) {
       const tx = stateOf(session).tx;
-      if (!tx) return cb(replyError(replies.internalError()));
+      if (!tx) return refuseRcpt(session, address.address, replies.internalError(), 'NO_TRANSACTION', undefined, cb);
+      if (session.envelope.rcptTo.length >= config.maxRecipients) {
+        return refuseRcpt(session, address.address, replies.tooManyRecipients(), 'TOO_MANY_RECIPIENTS', undefined, cb);
+      }
       const to = asciiAddress(address.address);
-      if (to === null) return cb(replyError(replies.badRecipientSyntax()));
+      if (to === null) return refuseRcpt(session, address.address, replies.badRecipientSyntax(), 'RCPT_SYNTAX', undefined, cb);
       const attempt = new RcptAttempt();
-      guard('RCPT', config.rcptDeadlineMs, cb, async () => {
-        const r = await tx.addRecipient(to, address.address.toLowerCase(), attempt);
-        if (r.code >= 400) metrics.rcptRejects.inc({ class: replyClass(r) });
-        return r;
-      }, (e) => tx.abandon(attempt, e));
+      guard('RCPT', config.rcptDeadlineMs, (r, err) => {
+        if (r.code < 400) return cb(null);
+        if (err !== undefined) {
+          attempt.refuse(r, err instanceof StorerouteError ? err.code : 'INTERNAL_ERROR', (err as Error | null)?.message);
+        }
+        refuseRcpt(session, to, r, attempt.reason ?? 'INTERNAL_ERROR', attempt.detail, cb);
+      }, () => tx.addRecipient(to, address.address.toLowerCase(), attempt), (e) => tx.abandon(attempt, e));
     },
 
     onData(stream, session, cb) {
       const state = stateOf(session);
       const tx = state.tx;
       const started = process.hrtime.bigint();
-      const queueId = (session.xForward?.get('IDENT') as string | undefined) || `${session.id}.${session.transaction}`;
+      const queueId = queueIdOf(session);
       const rcptTo = session.envelope.rcptTo;
       if (!tx) {
         stream.resume();
@@ -325,6 +352,7 @@ export function createLmtpServer(deps: LmtpServerDeps): LmtpServer {
     for (const conn of smtp.connections) conn.send(421, formatReply(replies.shuttingDown()).slice(4));
     for (const s of openSockets) s.destroy();
     await pool.close();
+    rejectLog.flush();
     await new Promise<void>((r) => smtp.close(() => r()));
     await stopped;
     logger.info({}, 'lmtp_closed');

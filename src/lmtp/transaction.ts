@@ -10,6 +10,7 @@ import type { BackendSession, BackendTarget } from './backend-client.js';
 import { poolKey, type BackendPool } from './pool.js';
 import { resolveRecipient, type RecipientRules } from './route.js';
 import type { DirectoryReader } from '../directory/types.js';
+import type { RcptRejectReason } from './reject-log.js';
 
 export interface Leg {
   key: string;
@@ -67,6 +68,27 @@ export class RcptAttempt {
   abandoned = false;
   /** The leg whose backend command this attempt has in flight, so abandoning can poison exactly it. */
   inflight: Leg | null = null;
+  /** Why the RCPT was refused (set only then, for the lmtp_rcpt_rejected log line). */
+  reason: RcptRejectReason | null = null;
+  detail: string | undefined = undefined;
+
+  refuse(reply: Reply, reason: RcptRejectReason, detail?: string): Reply {
+    this.reason = reason;
+    this.detail = detail;
+    return reply;
+  }
+
+  /** A backend's verdict on MAIL or RCPT, relayed (see relayBackendReply). */
+  refuseByBackend(r: Reply, stage: 'MAIL' | 'RCPT', slot: string): Reply {
+    const relayed = relayBackendReply(r);
+    return this.refuse(relayed, relayed !== r ? 'BACKEND_DISAGREES'
+      : stage === 'MAIL' ? 'BACKEND_REFUSED_MAIL' : 'BACKEND_REFUSED_RCPT', `slot ${slot}`);
+  }
+
+  /** The leg failed (timeout, connection lost or closed by a 421): the error's 451. */
+  refuseFailed(err: BackendError | DeadlineError): Reply {
+    return this.refuse(err.reply, err.code, err.message);
+  }
 }
 
 /** A backend's "550 5.1.1" for a user the directory knows means the two disagree: transient. */
@@ -97,11 +119,11 @@ export class Transaction {
     // smtp-server keeps one envelope entry per lower-cased address, so it will ask for one final
     // reply where postfix, having heard two 250s, waits for two: lock-step broken. The later one
     // is deferred instead (452 4.5.3: postfix sends it again in a new transaction).
-    if (this.accepted.has(key)) return replies.duplicateRecipient();
+    if (this.accepted.has(key)) return attempt.refuse(replies.duplicateRecipient(), 'DUPLICATE_RECIPIENT');
 
     const decision = await resolveRecipient(address, this.deps.directory, this.deps.rules);
     if (this.#stale(attempt)) return this.#dropStale(address, 'lookup');
-    if (!decision.ok) return decision.reply;
+    if (!decision.ok) return attempt.refuse(decision.reply, decision.code, decision.reason);
     const { master } = decision.route;
     const target: BackendTarget = { host: master.ip, port: master.lmtp, slot: master.name };
     const first = await this.#relay(target, decision.route, address, key, attempt, false);
@@ -111,7 +133,7 @@ export class Transaction {
     // RCPT is sent again once, on a new session, instead of tempfailing the recipient.
     this.deps.onRetry?.(target.slot, first);
     const second = await this.#relay(target, decision.route, address, key, attempt, true);
-    return second instanceof BackendError ? second.reply : second;
+    return second instanceof BackendError ? attempt.refuseFailed(second) : second;
   }
 
   /**
@@ -122,9 +144,9 @@ export class Transaction {
     fresh: boolean): Promise<Reply | BackendError> {
     const leg = await this.#legFor(target, attempt, fresh);
     if (this.#stale(attempt)) return this.#dropStale(address, 'session');
-    if (leg.mailRefused) return relayBackendReply(leg.mailRefused);
+    if (leg.mailRefused) return attempt.refuseByBackend(leg.mailRefused, 'MAIL', target.slot);
     if (leg.failed && leg.diedUnused && !fresh && leg.failed instanceof BackendError) return leg.failed;
-    if (leg.failed || !leg.session) return (leg.failed ?? new BackendError('BACKEND_LOST', target.slot, 'no session')).reply;
+    if (leg.failed || !leg.session) return attempt.refuseFailed(leg.failed ?? new BackendError('BACKEND_LOST', target.slot, 'no session'));
     attempt.inflight = leg;
     try {
       const rcptReply = leg.session.rcpt(address);
@@ -136,13 +158,13 @@ export class Transaction {
         if (!isSuccess(mail)) {
           leg.mailRefused = mail;
           await rcptReply.catch(() => undefined); // its "503 need MAIL" is consumed, not relayed
-          return relayBackendReply(mail);
+          return attempt.refuseByBackend(mail, 'MAIL', target.slot);
         }
       }
       const r = await rcptReply;
       // abandon() failed the leg and dropped its session: the backend's verdict is moot.
       if (this.#stale(attempt)) return this.#dropStale(address, 'RCPT');
-      if (!isSuccess(r)) return relayBackendReply(r);
+      if (!isSuccess(r)) return attempt.refuseByBackend(r, 'RCPT', target.slot);
       const rcpt: AcceptedRecipient = { address, key, route, leg, reply: r };
       this.accepted.set(key, rcpt);
       leg.recipients.push(rcpt);
@@ -151,7 +173,7 @@ export class Transaction {
       if (this.#stale(attempt)) return this.#dropStale(address, 'RCPT');
       const failed = this.#legFailed(leg, err);
       if (leg.diedUnused && !fresh && failed instanceof BackendError) return failed;
-      return failed.reply;
+      return attempt.refuseFailed(failed);
     } finally {
       attempt.inflight = null;
     }

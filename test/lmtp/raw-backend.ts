@@ -3,7 +3,8 @@
  * exact reply lines (its three-line "550-Mailbox unknown …" for a missing mailbox), a 354 held
  * back until the test releases it, and every line it received recorded as it came off the wire
  * (so a test can pin the exact MAIL/RCPT lines, or prove that no command was written into a
- * message). Like Cyrus without SMTPUTF8, a command line with 8-bit bytes gets 501 5.5.4.
+ * message). Like Cyrus without SMTPUTF8, a command line with 8-bit bytes gets 501 5.5.4. Any reply
+ * can be a 421, after which the backend closes the connection as RFC 5321 §3.8 requires.
  */
 import { createServer, type Server, type Socket } from 'node:net';
 
@@ -16,7 +17,13 @@ export const CYRUS_MAILBOX_UNKNOWN = [
 
 export interface RawBackendOptions {
   /** Reply lines for one RCPT (default `250 2.1.5 ok`). */
-  rcpt?: (address: string) => string[];
+  rcpt?: (address: string, conn: RawConnection) => string[];
+  /** Reply lines for MAIL (default `250 2.1.0 ok`). */
+  mail?: (conn: RawConnection) => string[];
+  /** Reply lines for DATA instead of its 354 (null or absent: the 354). */
+  data?: (conn: RawConnection) => string[] | null;
+  /** The reply line after the dot for each accepted recipient (default `250 2.1.5 Ok SESSIONID=<raw>`). */
+  final?: (address: string, conn: RawConnection) => string;
   /** Hold every 354 until release354() is called. */
   holdData?: boolean;
 }
@@ -57,8 +64,12 @@ export async function startRawBackend(opts: RawBackendOptions = {}): Promise<Raw
     let buf = Buffer.alloc(0);
     let inData = false;
     let body: Buffer[] = [];
-    let accepted = 0;
-    const reply = (...lines: string[]) => { if (!socket.destroyed) socket.write(lines.map((l) => l + '\r\n').join('')); };
+    let accepted: string[] = [];
+    const reply = (...lines: string[]) => {
+      if (socket.destroyed || socket.writableEnded) return;
+      socket.write(lines.map((l) => l + '\r\n').join(''));
+      if (lines.some((l) => l.startsWith('421 '))) socket.end(); // the server closes the channel after 421
+    };
     socket.on('data', (chunk: Buffer) => {
       buf = Buffer.concat([buf, chunk]);
       let nl = buf.indexOf('\r\n');
@@ -73,8 +84,8 @@ export async function startRawBackend(opts: RawBackendOptions = {}): Promise<Raw
             inData = false;
             messages.push(Buffer.concat(body));
             body = [];
-            for (let i = 0; i < accepted; i++) reply('250 2.1.5 Ok SESSIONID=<raw>');
-            accepted = 0;
+            for (const a of accepted) reply(opts.final?.(a, conn) ?? '250 2.1.5 Ok SESSIONID=<raw>');
+            accepted = [];
           } else {
             body.push(raw, Buffer.from('\r\n'));
           }
@@ -83,17 +94,19 @@ export async function startRawBackend(opts: RawBackendOptions = {}): Promise<Raw
         const verb = line.slice(0, 4).toUpperCase();
         if (raw.some((b) => b > 0x7f)) reply('501 5.5.4 Syntax error in parameters');
         else if (verb === 'LHLO') reply('250-raw.test', '250-8BITMIME', '250-ENHANCEDSTATUSCODES', '250-PIPELINING', '250 SIZE');
-        else if (verb === 'MAIL') reply('250 2.1.0 ok');
+        else if (verb === 'MAIL') reply(...(opts.mail?.(conn) ?? ['250 2.1.0 ok']));
         else if (verb === 'RCPT') {
           const address = /<([^>]*)>/.exec(line)?.[1] ?? '';
-          const r = opts.rcpt?.(address) ?? ['250 2.1.5 ok'];
-          if (r[r.length - 1]?.startsWith('2')) accepted++;
+          const r = opts.rcpt?.(address, conn) ?? ['250 2.1.5 ok'];
+          if (r[r.length - 1]?.startsWith('2')) accepted.push(address);
           reply(...r);
         } else if (verb === 'DATA') {
+          const refusal = opts.data?.(conn);
+          if (refusal) { reply(...refusal); continue; }
           inData = true;
           const go = () => reply('354 go ahead');
           if (holding) held.push(go); else go();
-        } else if (verb === 'RSET') { accepted = 0; reply('250 2.0.0 ok'); }
+        } else if (verb === 'RSET') { accepted = []; reply('250 2.0.0 ok'); }
         else if (verb === 'QUIT') { socket.end('221 2.0.0 bye\r\n'); }
         else reply('500 5.5.2 Unrecognized command');
       }
