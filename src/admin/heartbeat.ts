@@ -2,25 +2,47 @@
  * Registers this instance in the directory's Redis so that `storeroute replay` reaches every
  * proxy's journal. One HSET per interval; the entry is considered live for three intervals
  * (see journal/instances.ts), so a missed beat or two while Redis restarts does not hide us.
+ *
+ * The entry is signed with a key derived from admin.token: the replay CLI sends that token only
+ * to entries it can verify, so a URL planted in Redis by someone without the token gets nothing.
  */
 import type { Observability } from '../core/deps.js';
 import { createRedisClient, type RedisConfig } from '../directory/index.js';
-import { instancesKey, encodeInstance } from '../journal/instances.js';
+import { instancesKey, encodeInstance, registryKey, signInstance } from '../journal/instances.js';
 
 export interface Heartbeat {
   stop(): Promise<void>;
 }
 
-export function startHeartbeat(opts: { config: RedisConfig; name: string; url: string; intervalMs: number; obs: Observability }): Heartbeat {
-  const { config, name, url, intervalMs, obs } = opts;
+export interface HeartbeatOptions {
+  config: RedisConfig;
+  name: string;
+  url: string;
+  intervalMs: number;
+  obs: Observability;
+  /** config.admin.token. Without it the entry is unsigned and `storeroute replay` skips this instance. */
+  token?: string | undefined;
+}
+
+export function startHeartbeat(opts: HeartbeatOptions): Heartbeat {
+  const { config, name, url, intervalMs, obs, token } = opts;
   const log = obs.logger.child({ component: 'heartbeat', instance: name });
   const redis = createRedisClient(config, obs);
   const key = instancesKey(config.keyPrefix);
+  // Derived once (scrypt is deliberately slow); every beat awaits the same promise.
+  const signingKey = token ? registryKey(token) : Promise.resolve(null);
+  if (!token) log.warn('heartbeat_unsigned');
   let failing = false;
+  let stopped = false;
+  let inflight: Promise<void> = Promise.resolve();
 
   const beat = async () => {
     try {
-      await redis.hset(key, name, encodeInstance({ url, lastSeen: Date.now() }));
+      const k = await signingKey;
+      // stop() may have run while the key was derived: a late beat would re-register a stopped instance.
+      if (stopped) return;
+      const entry = { url, lastSeen: Date.now() };
+      await redis.hset(key, name, encodeInstance(k ? signInstance(name, entry, k) : entry));
       if (failing) log.info('heartbeat_restored');
       failing = false;
     } catch (err) {
@@ -29,13 +51,18 @@ export function startHeartbeat(opts: { config: RedisConfig; name: string; url: s
       failing = true;
     }
   };
-  void beat();
-  const timer = setInterval(() => void beat(), intervalMs);
+  const run = () => {
+    inflight = beat();
+  };
+  run();
+  const timer = setInterval(run, intervalMs);
   timer.unref();
 
   return {
     async stop() {
+      stopped = true;
       clearInterval(timer);
+      await inflight;
       // Leave promptly: a stopped instance should not be asked to replay.
       await redis.hdel(key, name).catch(() => undefined);
       redis.disconnect();

@@ -8,9 +8,12 @@ import { InvalidArgumentError, Option, type Command } from 'commander';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import type { Config } from '../config/index.js';
+import { ConfigError } from '../core/errors.js';
 import { createRedisClient } from '../directory/index.js';
 import { openJournalReader, parseReplayRequest, replayStore, type ReplayItem, type ReplaySummary } from '../journal/index.js';
-import { listInstances, replayOnInstance, sumSummaries, type InstanceReplayResult } from '../journal/instances.js';
+import {
+  listInstances, registryKey, replayOnInstance, sumSummaries, type InstanceFailureCode, type InstanceReplayResult,
+} from '../journal/instances.js';
 import { actorOf, loadCliConfig, withDirectory, type GlobalOptions } from './context.js';
 import { EXIT, printJson, processIo, SilentExit, UsageError, type CliIo } from './io.js';
 
@@ -64,7 +67,7 @@ function summaryLine(s: ReplaySummary): string {
 }
 
 async function replayLocally(io: CliIo, globals: GlobalOptions, flags: ReplayFlags, request: ReturnType<typeof parseReplayRequest>,
-  interactive: boolean): Promise<{ summary: ReplaySummary; errors: string[] }> {
+  interactive: boolean): Promise<{ summary: ReplaySummary }> {
   return withDirectory(globals, async (directory, config) => {
     const logger = pino({ level: 'warn', base: { cmd: 'storeroute-replay' } }, pino.destination({ dest: 2, sync: true }));
     const journal = openJournalReader(config.journal.dir, (d) =>
@@ -85,33 +88,79 @@ async function replayLocally(io: CliIo, globals: GlobalOptions, flags: ReplayFla
       },
     });
     if (interactive && !flags.json && summary.selected > 0) io.stderr('\n');
-    return { summary, errors: [] };
+    return { summary };
   }, io.env);
 }
 
-async function replayEverywhere(io: CliIo, config: Config, request: ReturnType<typeof parseReplayRequest>,
-  flags: ReplayFlags): Promise<{ summary: ReplaySummary; errors: string[] }> {
+/** One instance whose replay produced no summary. */
+interface InstanceFailure {
+  instance: string;
+  url: string;
+  code: InstanceFailureCode;
+  message: string;
+}
+
+interface FanOutResult {
+  /** null when no instance answered: there is nothing to sum, and printing zeros would mislead. */
+  summary: ReplaySummary | null;
+  failures: InstanceFailure[];
+}
+
+/**
+ * The exit code for failed instances, the least retryable first: a wrong token (usage: fix the
+ * config), an unexpected answer (internal), a refused request (refused), then unreachable or 5xx
+ * (tempfail: running the same replay again later may work; settled records are skipped).
+ */
+function exitForFailures(failures: InstanceFailure[]): number | null {
+  const order: Array<[InstanceFailureCode, number]> = [['INSTANCE_UNAUTHORIZED', EXIT.usage], ['INSTANCE_BAD_RESPONSE', EXIT.internal],
+    ['INSTANCE_REFUSED', EXIT.refused], ['INSTANCE_UNAVAILABLE', EXIT.tempfail]];
+  for (const [code, exit] of order) if (failures.some((f) => f.code === code)) return exit;
+  return null;
+}
+
+/** JSON.stringify for what came out of Redis: quoted, control characters escaped. */
+const shown = (s: string) => JSON.stringify(s);
+
+async function replayEverywhere(io: CliIo, config: Config, configFile: string, request: ReturnType<typeof parseReplayRequest>,
+  flags: ReplayFlags): Promise<FanOutResult> {
+  const token = config.admin.token;
+  // Checked before anything is contacted: without the token every instance answers 401, and no
+  // registry entry can be verified.
+  if (!token) {
+    throw new ConfigError(configFile, [{ path: 'admin.token', message: 'not set: with the redis directory, replay asks each '
+      + 'instance\'s admin API with the instances\' admin.token (and trusts only registry entries signed with it); set the same value here' }]);
+  }
+  const key = await registryKey(token);
   const logger = pino({ level: 'warn', base: { cmd: 'storeroute-replay' } }, pino.destination({ dest: 2, sync: true }));
   const redis = createRedisClient(config.directory.redis, { logger, metrics: new Registry() }, { role: 'replay-cli' });
   let results: InstanceReplayResult[];
   try {
-    const instances = await listInstances(redis, config.directory.redis.keyPrefix, 3 * config.admin.heartbeatMs);
+    const instances = await listInstances(redis, config.directory.redis.keyPrefix, { staleAfterMs: 3 * config.admin.heartbeatMs, key });
+    for (const u of instances.untrusted) {
+      const why = u.reason === 'INSTANCE_UNSIGNED' ? 'is not signed' : 'has a signature that does not match this admin.token';
+      io.stderr(`warning [${u.reason}]: instance ${shown(u.name)} (${shown(u.url)}) ${why}: skipped, the token was not sent to it\n`);
+    }
+    for (const name of instances.invalid) io.stderr(`warning: instance ${shown(name)}: unreadable registry entry, skipped\n`);
     for (const s of instances.stale) io.stderr(`warning: instance ${s.name} (${s.url}) last seen ${new Date(s.lastSeen).toISOString()}: skipped as stale\n`);
-    if (instances.live.length === 0) throw new UsageError('no live storeroute instance is registered in the directory\'s Redis: nothing to replay from');
+    if (instances.live.length === 0) {
+      const hint = instances.untrusted.length > 0
+        ? ' (entries that fail the signature check were skipped: is admin.token here the same as on the instances?)' : '';
+      throw new UsageError(`no live storeroute instance with a verified entry is registered in the directory's Redis: nothing to replay from${hint}`);
+    }
     if (!flags.json) io.stderr(`replaying on ${instances.live.length} instance(s): ${instances.live.map((i) => i.name).join(', ')}\n`);
     // Dates travel as ISO strings; the instance validates the request again.
     const wire = { ...request, since: request.since?.toISOString(), until: request.until?.toISOString() };
-    results = await Promise.all(instances.live.map((i) => replayOnInstance(i, wire, config.admin.token, 15 * 60_000)));
+    results = await Promise.all(instances.live.map((i) => replayOnInstance(i, wire, token, 15 * 60_000)));
   } finally {
     redis.disconnect();
   }
-  const errors: string[] = [];
+  const failures: InstanceFailure[] = [];
   for (const r of results) {
-    if (r.error) errors.push(`instance ${r.instance} (${r.url}): ${r.error}`);
+    if (r.error) failures.push({ instance: r.instance, url: r.url, ...r.error });
     else if (!flags.json) for (const item of r.summary!.items) io.stdout(itemLine(item));
   }
-  const summary = sumSummaries(request.store, request.dryRun, results.flatMap((r) => (r.summary ? [r.summary] : [])));
-  return { summary, errors };
+  const answered = results.flatMap((r) => (r.summary ? [r.summary] : []));
+  return { summary: answered.length > 0 ? sumSummaries(request.store, request.dryRun, answered) : null, failures };
 }
 
 /** `io` defaults to the process's own; src/cli/index.ts may pass its CliIo for in-process tests. */
@@ -138,12 +187,20 @@ export function registerReplay(program: Command, io: CliIo = processIo()): void 
       }, 'command line');
       // A progress bar only when a person watches; plain per-item lines when piped or logged.
       const interactive = process.stderr.isTTY === true && !flags.json;
-      const { summary, errors } = config.directory.backend === 'redis'
-        ? await replayEverywhere(io, config, request, flags)
-        : await replayLocally(io, globals, flags, request, interactive);
-      if (flags.json) printJson(io, { ...summary, errors });
-      else io.stdout(summaryLine(summary));
-      for (const e of errors) io.stderr(`error: ${e}\n`);
-      if (summary.failed > 0 || errors.length > 0) throw new SilentExit(EXIT.refused);
+      const configFile = globals.config ?? (io.env.STOREROUTE_CONFIG || '(built-in defaults)');
+      const { summary, failures } = config.directory.backend === 'redis'
+        ? await replayEverywhere(io, config, configFile, request, flags)
+        : { ...await replayLocally(io, globals, flags, request, interactive), failures: [] };
+      if (flags.json) printJson(io, summary ? { ...summary, errors: failures } : { store: request.store, dryRun: request.dryRun, errors: failures });
+      else if (summary) io.stdout(summaryLine(summary));
+      for (const f of failures) io.stderr(`error [${f.code}]: instance ${f.instance} (${f.url}): ${f.message}\n`);
+      if (failures.length > 0) {
+        io.stderr(summary
+          ? `replay incomplete: ${failures.length} instance(s) failed, their journals were not replayed; run the same command again once they answer\n`
+          : 'replay failed: no instance answered, nothing was replayed\n');
+      }
+      const failed = exitForFailures(failures);
+      if (failed !== null) throw new SilentExit(failed);
+      if (summary && summary.failed > 0) throw new SilentExit(EXIT.refused);
     });
 }

@@ -1,7 +1,7 @@
 import { describe, it, expect } from 'vitest';
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { cli, embeddedSite, fixture } from './harness.js';
+import { cli, embeddedSite, fixture, redisSite, root } from './harness.js';
 
 describe('storeroute config (in-process)', () => {
   it('a bad config file lists every problem with its path and exits 2, for any command', async () => {
@@ -34,10 +34,32 @@ describe('storeroute config (in-process)', () => {
       + 'auth: { sharedSecret: { value: s3cret } }\n');
     expect((await cli(['--config', site.config, 'directory', 'apply', fixture('two-stores.yaml')])).code).toBe(0);
     expect(await cli(['config', 'check', site.config])).toMatchObject({ code: 0, stdout: `${site.config}: ok\n` });
-    expect(JSON.parse((await cli(['config', 'check', '--json', site.config])).stdout)).toEqual({ file: site.config, ok: true, problems: [] });
+    expect(JSON.parse((await cli(['config', 'check', '--json', site.config])).stdout)).toEqual({ file: site.config, ok: true, problems: [], warnings: [] });
     const missing = await cli(['config', 'check', join(site.dir, 'nope.yaml')]);
     expect(missing.code).toBe(2);
     expect(missing.stderr).toContain('cannot read');
+  });
+
+  it('config check warns (still exit 0) when a redis directory\'s journal has no admin.token to replay it, or the token is the example\'s', async () => {
+    const site = redisSite('redis://127.0.0.1:6379', 'cfg:');
+    const base = readFileSync(site.config, 'utf8') + 'auth: { sharedSecret: { value: s3cret } }\n';
+    writeFileSync(site.config, base);
+    const missing = await cli(['config', 'check', site.config]);
+    expect(missing).toMatchObject({ code: 0, stdout: `${site.config}: ok\n` });
+    expect(missing.stderr).toMatch(new RegExp(`^warning: ${site.config}: admin\\.token: not set: with the redis directory \`storeroute replay\``));
+    const json = JSON.parse((await cli(['config', 'check', '--json', site.config])).stdout) as { ok: boolean; warnings: Array<{ path: string }> };
+    expect(json.ok).toBe(true);
+    expect(json.warnings.map((w) => w.path)).toEqual(['admin.token']);
+
+    // The value shown (commented out) in the example config, uncommented as an operator would.
+    const example = /^ {2}# token: (\S+)/m.exec(readFileSync(`${root}/config/storeroute.example.yaml`, 'utf8'))![1]!;
+    writeFileSync(site.config, `${base}admin: { token: ${example} }\n`);
+    const copied = await cli(['config', 'check', site.config]);
+    expect(copied.code).toBe(0);
+    expect(copied.stderr).toContain('admin.token: is the value from the public example');
+
+    writeFileSync(site.config, `${base}admin: { token: 9f86d081884c7d659a2feaa0c55ad015 }\n`);
+    expect(await cli(['config', 'check', site.config])).toEqual({ code: 0, stdout: `${site.config}: ok\n`, stderr: '' });
   });
 
   it('config print shows the effective config with secrets redacted; --redis switches the backend', async () => {

@@ -1,0 +1,63 @@
+/**
+ * The instance heartbeat against a real redis-server: the entry it writes is signed with a key
+ * derived from admin.token (so `storeroute replay` can tell it from a planted one), and stop()
+ * leaves nothing behind even while the key is still being derived.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Redis } from 'ioredis';
+import { startHeartbeat } from '../../src/admin/heartbeat.js';
+import { parseConfig } from '../../src/config/index.js';
+import { decodeInstance, instancesKey, registryKey, verifyInstance } from '../../src/journal/instances.js';
+import { waitFor } from '../helpers/ports.js';
+import { testLogger, testRegistry } from '../helpers/logger.js';
+import { startRedis, uniquePrefix, type RedisServer } from '../helpers/redis.js';
+
+const TOKEN = 'hb-token-0123456789abcdef';
+
+describe('instance heartbeat', () => {
+  let redis: RedisServer;
+  let client: Redis;
+  beforeAll(async () => {
+    redis = await startRedis();
+    client = new Redis(redis.port);
+  });
+  afterAll(async () => {
+    client.disconnect();
+    await redis.close();
+  });
+
+  const start = (prefix: string, token: string | undefined) => startHeartbeat({
+    config: parseConfig({ directory: { backend: 'redis', redis: { url: redis.url, keyPrefix: prefix } } }).directory.redis,
+    name: 'proxy1', url: 'http://10.0.0.5:9025', intervalMs: 60_000, obs: { logger: testLogger(), metrics: testRegistry() }, token,
+  });
+
+  it('signs its entry with a key derived from admin.token: it verifies under that token only', async () => {
+    const prefix = uniquePrefix('hb');
+    const hb = start(prefix, TOKEN);
+    const raw = await waitFor(() => client.hget(instancesKey(prefix), 'proxy1'), 5_000, 'heartbeat entry');
+    const entry = decodeInstance(raw)!;
+    expect(entry).toMatchObject({ url: 'http://10.0.0.5:9025', sig: expect.stringMatching(/^v1:[A-Za-z0-9_-]{43}$/) as unknown });
+    expect(raw).not.toContain(TOKEN);
+    expect(verifyInstance({ name: 'proxy1', ...entry }, await registryKey(TOKEN))).toBeNull();
+    expect(verifyInstance({ name: 'proxy1', ...entry }, await registryKey('another-token-0123456789'))).toBe('INSTANCE_BAD_SIGNATURE');
+    expect(verifyInstance({ name: 'proxy2', ...entry }, await registryKey(TOKEN))).toBe('INSTANCE_BAD_SIGNATURE');
+    await hb.stop();
+    expect(await client.hexists(instancesKey(prefix), 'proxy1')).toBe(0);
+  });
+
+  it('without a token writes an unsigned entry (which replay skips)', async () => {
+    const prefix = uniquePrefix('hb');
+    const hb = start(prefix, undefined);
+    const entry = decodeInstance(await waitFor(() => client.hget(instancesKey(prefix), 'proxy1'), 5_000, 'heartbeat entry'))!;
+    expect(verifyInstance({ name: 'proxy1', ...entry }, await registryKey(TOKEN))).toBe('INSTANCE_UNSIGNED');
+    await hb.stop();
+  });
+
+  it('stopped while the key is still being derived, it does not register afterwards', async () => {
+    const prefix = uniquePrefix('hb');
+    const hb = start(prefix, TOKEN);
+    await hb.stop();
+    // stop() waits for the beat in flight, so nothing can be written after it returns.
+    expect(await client.hexists(instancesKey(prefix), 'proxy1')).toBe(0);
+  });
+});
