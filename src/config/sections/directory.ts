@@ -1,6 +1,32 @@
 import { z } from 'zod';
 import { ms, secret, port, host } from './common.js';
 
+/**
+ * What ioredis can connect to: `redis://` or `rediss://` (TLS) with a host, an optional port and
+ * an optional numeric database, or an absolute path to a unix socket. Anything else is refused at
+ * load: ioredis takes "not a url at all" as a host name and "http://x" as a TCP target, so the
+ * process would die later with a stack trace or loop on connect errors instead of saying which key
+ * is wrong.
+ */
+export function redisUrlProblem(value: string): string | null {
+  if (value.startsWith('/')) return null;
+  let u: URL;
+  try {
+    u = new URL(value);
+  } catch {
+    return 'expected redis://[:password@]host[:port][/db], rediss://… or an absolute unix socket path';
+  }
+  if (u.protocol !== 'redis:' && u.protocol !== 'rediss:') return `expected a redis:// or rediss:// URL, not ${u.protocol}//`;
+  if (!u.hostname) return 'the URL has no host';
+  if (u.pathname && u.pathname !== '/' && !/^\/\d+$/.test(u.pathname)) return `the database must be a number (/0 … /15), got "${u.pathname}"`;
+  return null;
+}
+
+const redisUrl = z.string().min(1).superRefine((value, ctx) => {
+  const problem = redisUrlProblem(value);
+  if (problem) ctx.addIssue({ code: 'custom', message: problem });
+});
+
 export const directorySection = z.strictObject({
   /** `embedded`: one machine, in-process, file-backed. `redis`: shared by every proxy. */
   backend: z.enum(['embedded', 'redis']).default('embedded'),
@@ -14,7 +40,7 @@ export const directorySection = z.strictObject({
   }).prefault({}),
   redis: z.strictObject({
     /** redis://[:password@]host:port/db — ignored when `sentinels` is set. */
-    url: z.string().min(1).default('redis://127.0.0.1:6379'),
+    url: redisUrl.default('redis://127.0.0.1:6379'),
     password: secret.optional(),
     sentinels: z.array(z.strictObject({ host, port })).min(1).optional(),
     /** The Sentinels' own password (their `requirepass`); `password` is the data nodes'. Secret. */
