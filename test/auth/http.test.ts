@@ -11,6 +11,7 @@ import { createListener } from '../../src/auth/link.js';
 import { parseHead } from '../../src/auth/http.js';
 import { startAuthRig, type AuthRig } from './setup.js';
 import { exchange, nginxRequestBytes, type NginxRequest } from './wire.js';
+import type { Registry } from 'prom-client';
 
 const OK = 'HTTP/1.1 200 OK\r\nAuth-Status: OK\r\nAuth-Server: 127.0.0.11\r\nAuth-Port: 10143\r\n';
 const CLOSE = 'Content-Length: 0\r\nConnection: close\r\n\r\n';
@@ -45,6 +46,25 @@ class Raw {
     return this.got;
   }
   destroy(): void { this.sock.destroy(); }
+}
+
+/** Requests the server has answered so far, from its own metrics. */
+async function answered(metrics: Registry): Promise<number> {
+  const m = await metrics.getSingleMetric('storeroute_auth_requests_total')?.get();
+  return (m?.values ?? []).reduce((sum, v) => sum + v.value, 0);
+}
+
+/** Waits until the answered count is above 0 and unchanged over five polls 20 ms apart. */
+async function untilAnswerCountSettles(metrics: Registry): Promise<void> {
+  let last = -1;
+  let still = 0;
+  await waitFor(async () => {
+    const now = await answered(metrics);
+    still = now === last && now > 0 ? still + 1 : 0;
+    last = now;
+    if (still < 5) await new Promise((r) => setTimeout(r, 20));
+    return still >= 5;
+  }, 10_000, 'the server to stop answering a client that does not read');
 }
 
 const req = (r: NginxRequest = {}) => nginxRequestBytes({ user: 'alice', ...r }).toString('latin1');
@@ -138,10 +158,12 @@ describe.each(['handle', 'net'] as const)('over the %s socket layer', (socketLay
       rig = await startAuthRig({}, { socketLayer });
       const c = new Raw(rig.port);
       c.send(http11());
-      await c.untilAnswers(1);
+      expect(await c.untilAnswers(1)).toBe(OK + KEEP);
+      expect(c.closed).toBe(false);
       await rig.close();
       rig = undefined;
-      await c.untilClosed();
+      // Closed by the server (not by a timeout on our side), and nothing more was written.
+      expect(await c.untilClosed()).toBe(OK + KEEP);
     });
 
     it('answers thousands of pipelined requests from a client that stops reading, once it reads again', async () => {
@@ -151,7 +173,10 @@ describe.each(['handle', 'net'] as const)('over the %s socket layer', (socketLay
       const n = 20_000;
       const one = req({ extra: { Connection: 'keep-alive' } });
       c.send(one.repeat(n - 1) + req());
-      await new Promise((r) => setTimeout(r, 300));
+      // Resume only once the server has stopped making progress (its answered count stays still
+      // across several polls): what it answered meanwhile sits in the kernel's buffers and its
+      // own write queue, which is the state this test is about. Here it answers all of them.
+      await untilAnswerCountSettles(rig.metrics);
       c.sock.resume();
       const got = await c.untilClosed(20_000);
       expect(got.length).toBe((OK + KEEP).length * (n - 1) + (OK + CLOSE).length);

@@ -83,7 +83,16 @@ describe('routing a login to the current master', () => {
     let got = '';
     sock.on('data', (c) => { got += c.toString('latin1'); });
     sock.write(Buffer.concat([one, one]));
-    await waitFor(() => (got.match(/Auth-Status: OK/g) ?? []).length === 2, 5_000, 'two answers');
+    await waitFor(() => (got.match(/\r\n\r\n/g) ?? []).length === 2, 5_000, 'two answers');
+    // Both answered OK with alice's route, and the connection was kept for more.
+    const answers = got.split('\r\n\r\n').filter(Boolean);
+    expect(answers).toHaveLength(2);
+    for (const a of answers) {
+      expect(a).toContain('Auth-Status: OK');
+      expect(a).toContain('Auth-Server: 127.0.0.11');
+      expect(a).toContain('Connection: keep-alive');
+    }
+    expect(sock.destroyed).toBe(false);
     sock.destroy();
   });
 });

@@ -76,6 +76,9 @@ describe.sequential('e2e harness (no storeroute)', () => {
     const started = Date.now();
     await sendLmtp(master.ip, CYRUS_PORTS.lmtp, { from: 'sender@e2e.test', to: [`${USER}@e2e.test`], subject: 'harness repl', messageId });
     await waitFor(async () => (await replica.inbox(USER)).some((m) => bare(m.messageId) === messageId), 15_000, 'the replica to receive the delivery');
+    // Exactly once on each side: replication copied it, it did not duplicate it.
+    expect((await replica.inbox(USER)).filter((m) => bare(m.messageId) === messageId)).toHaveLength(1);
+    expect((await master.inbox(USER)).filter((m) => bare(m.messageId) === messageId)).toHaveLength(1);
     console.log(`e2e harness: replicated in ${Date.now() - started} ms`);
   })()));
 
