@@ -1,18 +1,27 @@
 /**
  * `directory apply`: the difference between the live directory and a directory file, as an
  * ordered list of ordinary audited mutations, checked as a whole (simulated against a copy of the
- * live snapshot with the same rules the backends enforce) before the first one is applied.
+ * live snapshot with the same rules the backends enforce) and then committed as ONE change
+ * (Directory.commit): a reader sees the directory before or after, never half of it.
  *
  * Order: slots are created/updated first, then stores (created, updated, failed over), then
  * users, then deletions in reverse (users, stores, slots). Within that order, a mutation that is
  * not yet valid (a slot still held by a store that the file changes later) waits for one that
  * makes it valid; what can never become valid is reported, every problem at once.
+ *
+ * Deletions are the dangerous part (a truncated file would delete everyone): they are refused
+ * unless `prune` is set, and deleting more than `maxDeleteShare` of the live users is refused
+ * unless `force` is set too.
  */
-import { DirectoryFileError, type FileProblem } from '../core/errors.js';
+import { DirectoryConflictError, DirectoryFileError, DirectoryRuleError, type FileProblem } from '../core/errors.js';
 import type { DirectorySnapshot, Slot, Store, User } from './model.js';
 import type { Directory } from './types.js';
-import { applyChanges, planMutation, targetOf, type Mutation } from './rules.js';
+import { planMutation, targetOf, type Mutation } from './rules.js';
+import { DraftSnapshot } from './changeset.js';
 import { readDirectoryFile } from './file.js';
+import { describeMutation } from './mutations.js';
+
+export { describeMutation, runMutation } from './mutations.js';
 
 function sameSlotPlace(a: Slot, b: Slot): boolean {
   return a.machine === b.machine && a.ip === b.ip && a.lmtp === b.lmtp && a.imap === b.imap && a.pop3 === b.pop3;
@@ -74,8 +83,9 @@ function chains(live: DirectorySnapshot, want: DirectorySnapshot): Mutation[][] 
   for (const [name, w] of Object.entries(want.stores)) {
     const l = live.stores[name];
     if (!l) {
+      // The file's epoch is a floor: a restore from an export must not send epochs back to 0.
       out.push([{ op: 'createStore', input: { name, slots: [...w.slots], preferredMaster: w.preferredMaster,
-        currentMaster: w.currentMaster, state: w.state } }]);
+        currentMaster: w.currentMaster, state: w.state, ...(w.epoch > 0 ? { epoch: w.epoch } : {}) } }]);
       continue;
     }
     // Separate chains: whether the failover or the layout change must go first depends on which
@@ -109,100 +119,80 @@ function problemOf(m: Mutation, err: unknown): FileProblem {
 /**
  * The ordered mutations that turn `live` into `desired`, each checked against the state the
  * previous ones leave. Throws DirectoryFileError listing every mutation that cannot be made valid.
+ *
+ * At every step the highest-priority chain whose next mutation is valid runs. Chains are visited
+ * once, in order; only those found blocked are retried, after each step, so a file of 100,000
+ * users plans in linear time (the blocked list stays short: a blocked chain waits for a few
+ * slot or store changes).
  */
 export function diffDirectory(live: DirectorySnapshot, desired: DirectorySnapshot, file = '(directory file)'): Mutation[] {
-  const sim: DirectorySnapshot = structuredClone(live);
-  const pending = chains(live, desired);
+  const sim = new DraftSnapshot(live);
   const plan: Mutation[] = [];
-  for (;;) {
-    let progressed = false;
-    for (let i = 0; i < pending.length; i++) {
-      const chain = pending[i] as Mutation[];
-      const head = chain[0] as Mutation;
-      let changes;
-      try {
-        changes = planMutation(sim, head);
-      } catch {
-        continue; // maybe valid once a later mutation ran; retried in the next round
+  const blocked: Mutation[][] = [];
+  const tryHead = (chain: Mutation[]): boolean => {
+    let changes;
+    try {
+      changes = planMutation(sim.snap, chain[0] as Mutation);
+    } catch {
+      return false; // maybe valid once a later mutation ran
+    }
+    sim.apply(changes);
+    plan.push(chain.shift() as Mutation);
+    return true;
+  };
+  /** Runs the first valid head among the blocked chains (they all outrank the chain at hand). */
+  const unblockOne = (): boolean => {
+    for (let i = 0; i < blocked.length; i++) {
+      const chain = blocked[i] as Mutation[];
+      if (tryHead(chain)) {
+        if (chain.length === 0) blocked.splice(i, 1);
+        return true;
       }
-      applyChanges(sim, changes);
-      plan.push(head);
-      chain.shift();
-      if (chain.length === 0) pending.splice(i, 1);
-      progressed = true;
-      break; // restart from the highest priority: keeps creates before users before deletes
     }
-    if (pending.length === 0) return plan;
-    if (!progressed) {
-      const problems = pending.map((chain) => {
-        const head = chain[0] as Mutation;
-        try {
-          planMutation(sim, head);
-          return { path: filePath(head), message: `${head.op}: blocked` };
-        } catch (err) {
-          return problemOf(head, err);
-        }
-      });
-      throw new DirectoryFileError(file, problems);
+    return false;
+  };
+  for (const chain of chains(live, desired)) {
+    while (chain.length > 0 && tryHead(chain)) {
+      // A step may have unblocked a higher-priority chain: those run first, each step restarting.
+      while (blocked.length > 0 && unblockOne()) { /* keep going */ }
     }
+    if (chain.length > 0) blocked.push(chain);
   }
-}
-
-/** Runs one mutation through the public Directory interface (so it works on any backend or cache). */
-export async function runMutation(dir: Directory, m: Mutation, actor: string): Promise<void> {
-  switch (m.op) {
-    case 'createSlot': await dir.createSlot(m.input, actor); return;
-    case 'updateSlot': await dir.updateSlot(m.input, actor); return;
-    case 'deleteSlot': await dir.deleteSlot(m.name, actor); return;
-    case 'setSlotState': await dir.setSlotState(m.name, m.state, actor); return;
-    case 'createStore': await dir.createStore(m.input, actor); return;
-    case 'updateStore': await dir.updateStore(m.input, actor); return;
-    case 'deleteStore': await dir.deleteStore(m.name, actor); return;
-    case 'setStoreState': await dir.setStoreState(m.name, m.state, actor); return;
-    case 'failover': await dir.failover(m.store, m.options, actor); return;
-    case 'createUser': await dir.createUser(m.input, actor); return;
-    case 'deleteUser': await dir.deleteUser(m.name, actor); return;
-    case 'setUserState': await dir.setUserState(m.name, m.state, actor); return;
-    case 'beginMove': await dir.beginMove(m.name, m.toStore, actor); return;
-    case 'finishMove': await dir.finishMove(m.name, actor); return;
-    case 'abortMove': await dir.abortMove(m.name, actor); return;
-    case 'setPasswordHash': await dir.setPasswordHash(m.name, m.hash, actor); return;
-  }
-}
-
-/** One line per mutation, for `directory apply` output. Never shows a password hash. */
-export function describeMutation(m: Mutation): string {
-  switch (m.op) {
-    case 'createSlot': case 'updateSlot': {
-      const i = m.input;
-      return `${m.op === 'createSlot' ? 'create' : 'update'} slot ${i.name}: machine ${i.machine} ip ${i.ip}`
-        + ` lmtp ${i.lmtp ?? 24} imap ${i.imap ?? 143} pop3 ${i.pop3 ?? 110}${i.state ? ` state ${i.state}` : ''}`;
+  if (blocked.length === 0) return plan;
+  throw new DirectoryFileError(file, blocked.map((chain) => {
+    const head = chain[0] as Mutation;
+    try {
+      planMutation(sim.snap, head);
+      return { path: filePath(head), message: `${head.op}: blocked` };
+    } catch (err) {
+      return problemOf(head, err);
     }
-    case 'deleteSlot': return `delete slot ${m.name}`;
-    case 'setSlotState': return `set slot ${m.name} state ${m.state}`;
-    case 'createStore': case 'updateStore': {
-      const i = m.input;
-      return `${m.op === 'createStore' ? 'create' : 'update'} store ${i.name}: slots ${i.slots.join(',')}`
-        + ` preferredMaster ${i.preferredMaster}${i.currentMaster ? ` currentMaster ${i.currentMaster}` : ''}`;
-    }
-    case 'deleteStore': return `delete store ${m.name}`;
-    case 'setStoreState': return `set store ${m.name} state ${m.state}`;
-    case 'failover': return `fail over store ${m.store} to ${m.options.to ?? '(the up replica)'}`
-      + (m.options.expectedEpoch !== undefined ? ` (expecting epoch ${m.options.expectedEpoch})` : '');
-    case 'createUser': return `create user ${m.input.name} on store ${m.input.store}${m.input.state ? ` state ${m.input.state}` : ''}`;
-    case 'deleteUser': return `delete user ${m.name}`;
-    case 'setUserState': return `set user ${m.name} state ${m.state}`;
-    case 'beginMove': return `begin moving user ${m.name} to store ${m.toStore}`;
-    case 'finishMove': return `finish moving user ${m.name}`;
-    case 'abortMove': return `abort moving user ${m.name}`;
-    case 'setPasswordHash': return `${m.hash === null ? 'clear' : 'set'} password of user ${m.name}`;
-  }
+  }));
 }
 
 export interface ApplyOptions {
   actor: string;
   /** Plan and validate only. */
   dryRun?: boolean;
+  /** Allow the plan to delete users, stores and slots the file does not list. */
+  prune?: boolean;
+  /** With prune: allow deleting more than `maxDeleteShare` of the live users at once. */
+  force?: boolean;
+  /** The largest share (0-1) of the live users one apply may delete without `force`. Default 0.1. */
+  maxDeleteShare?: number;
+  /**
+   * Hears each plan before it is checked for deletions and committed (again after a lost race,
+   * with the plan made against the newer directory): the CLI prints it from here.
+   */
+  onPlan?: (plan: { live: DirectorySnapshot; mutations: Mutation[]; deletions: Deletions }) => void;
+}
+
+export const DEFAULT_MAX_DELETE_SHARE = 0.1;
+
+export interface Deletions {
+  users: number;
+  stores: number;
+  slots: number;
 }
 
 export interface ApplyResult {
@@ -212,9 +202,14 @@ export interface ApplyResult {
   applied: number;
   fromVersion: number;
   toVersion: number;
+  /** What the plan deletes (applied only with `prune`). */
+  deletions: Deletions;
 }
 
-/** A mutation failed part-way through an apply (someone else changed the directory meanwhile?). */
+/**
+ * No longer thrown by applyDirectory (its changes are committed all or none); kept because
+ * src/cli/io.ts still maps it to an exit code.
+ */
 export class DirectoryApplyIncompleteError extends Error {
   constructor(readonly applied: number, readonly total: number, readonly failed: Mutation, options: { cause: unknown }) {
     super(`applied ${applied} of ${total} changes; "${describeMutation(failed)}" failed: ${(options.cause as Error)?.message ?? String(options.cause)}. Re-run apply to finish.`, options);
@@ -222,26 +217,63 @@ export class DirectoryApplyIncompleteError extends Error {
   }
 }
 
+export function countDeletions(mutations: Mutation[]): Deletions {
+  const d: Deletions = { users: 0, stores: 0, slots: 0 };
+  for (const m of mutations) {
+    if (m.op === 'deleteUser') d.users++;
+    else if (m.op === 'deleteStore') d.stores++;
+    else if (m.op === 'deleteSlot') d.slots++;
+  }
+  return d;
+}
+
+/** Refuses deletions without `prune`, and too many user deletions without `force` (DirectoryRuleError). */
+export function checkDeletions(d: Deletions, liveUsers: number, options: ApplyOptions, file: string): void {
+  if (d.users + d.stores + d.slots === 0) return;
+  if (!options.prune) {
+    throw new DirectoryRuleError('PRUNE_REQUIRED', `${file} does not list ${d.users} user(s), ${d.stores} store(s) and `
+      + `${d.slots} slot(s) the directory has: applying it deletes them (see the plan); nothing was changed. `
+      + 'Re-run with --prune to delete them.');
+  }
+  const share = options.maxDeleteShare ?? DEFAULT_MAX_DELETE_SHARE;
+  if (!options.force && liveUsers > 0 && d.users / liveUsers > share) {
+    throw new DirectoryRuleError('TOO_MANY_DELETIONS', `${file} deletes ${d.users} of ${liveUsers} users `
+      + `(${(100 * d.users / liveUsers).toFixed(1)}%), more than the ${(100 * share).toFixed(1)}% one apply may delete; `
+      + 'nothing was changed. Re-run with --force if that is intended.');
+  }
+}
+
+/** How often a commit that lost its race to another change is planned again before giving up. */
+const COMMIT_ATTEMPTS = 3;
+
 /**
  * Makes the live directory equal to `desired` (a snapshot, or a directory file path). Validates
- * the whole result first: on any problem, throws DirectoryFileError and applies nothing.
+ * the whole result first: on any problem, throws DirectoryFileError and applies nothing. The
+ * changes are committed at once; when another change lands between planning and committing, the
+ * plan is made again (a few times) against the newer directory.
  */
 export async function applyDirectory(dir: Directory, desired: DirectorySnapshot | string, options: ApplyOptions): Promise<ApplyResult> {
   const file = typeof desired === 'string' ? desired : '(directory file)';
   const want = typeof desired === 'string' ? await readDirectoryFile(desired) : desired;
-  const live = await dir.snapshot();
-  const mutations = diffDirectory(live, want, file);
-  if (options.dryRun || mutations.length === 0) {
-    return { mutations, applied: 0, fromVersion: live.version, toVersion: live.version };
-  }
-  let applied = 0;
-  for (const m of mutations) {
+  for (let attempt = 1; ; attempt++) {
+    const live = await dir.snapshot();
+    const mutations = diffDirectory(live, want, file);
+    const deletions = countDeletions(mutations);
+    options.onPlan?.({ live, mutations, deletions });
+    const unchanged = { mutations, applied: 0, fromVersion: live.version, toVersion: live.version, deletions };
+    if (options.dryRun || mutations.length === 0) return unchanged;
+    checkDeletions(deletions, Object.keys(live.users).length, options, file);
     try {
-      await runMutation(dir, m, options.actor);
+      const r = await dir.commit({ base: live, mutations }, options.actor);
+      return { ...unchanged, applied: mutations.length, toVersion: r.toVersion };
     } catch (err) {
-      throw new DirectoryApplyIncompleteError(applied, mutations.length, m, { cause: err });
+      if (!(err instanceof DirectoryConflictError) || attempt >= COMMIT_ATTEMPTS) {
+        if (err instanceof DirectoryConflictError) {
+          throw new DirectoryConflictError(`the directory changed ${attempt} times while ${file} was being applied; `
+            + `nothing was applied: ${err.message}`);
+        }
+        throw err;
+      }
     }
-    applied++;
   }
-  return { mutations, applied, fromVersion: live.version, toVersion: await dir.version() };
 }

@@ -5,7 +5,7 @@
  */
 import type { AuditRecord, ChangeEvent, DirectorySnapshot, FailoverOptions, Route, Slot, SlotInput, SlotState, Store,
   StoreInput, StoreState, User, UserInput, UserState } from './model.js';
-import type { Directory } from './types.js';
+import type { CommitPlan, CommitResult, Directory, Readiness } from './types.js';
 import { canonicalUser, type Mutation } from './rules.js';
 
 export type FeedEvent =
@@ -66,6 +66,8 @@ export abstract class MutatingDirectory implements Directory {
   abstract version(): Promise<number>;
   abstract history(limit?: number): Promise<AuditRecord[]>;
   abstract onChange(listener: (event: ChangeEvent) => void): () => void;
+  abstract commit(plan: CommitPlan, actor: string): Promise<CommitResult>;
+  abstract readiness(): Promise<Readiness>;
   abstract close(): Promise<void>;
 
   /** Runs one planned mutation (used by `directory apply`). */

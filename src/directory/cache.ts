@@ -16,7 +16,7 @@ import { Counter, type Registry } from 'prom-client';
 import type { Observability } from '../core/deps.js';
 import type { AuditRecord, ChangeEvent, DirectorySnapshot, FailoverOptions, Route, Slot, SlotInput, SlotState, Store,
   StoreInput, StoreState, User, UserInput, UserState } from './model.js';
-import type { Directory } from './types.js';
+import type { CommitPlan, CommitResult, Directory, Readiness } from './types.js';
 import type { Backend, FeedEvent } from './backend.js';
 import { canonicalUser } from './rules.js';
 
@@ -164,7 +164,10 @@ export class CachedDirectory implements Directory {
     return this.#mutated(this.backend.setPasswordHash(name, hash, actor));
   }
 
+  commit(plan: CommitPlan, actor: string): Promise<CommitResult> { return this.#mutated(this.backend.commit(plan, actor)); }
+
   onChange(listener: (event: ChangeEvent) => void): () => void { return this.backend.onChange(listener); }
+  readiness(): Promise<Readiness> { return this.backend.readiness(); }
 
   async close(): Promise<void> {
     this.#unwatch();

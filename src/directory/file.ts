@@ -1,50 +1,68 @@
 /**
  * The directory file (issue #2): YAML or JSON, `slots` / `stores` / `users`. Used for
- * `directory apply|export` and to seed the embedded backend. Parsing reports EVERY problem with
- * the file, the entry path and the rule; a file with any problem yields no snapshot at all.
+ * `directory apply|export` and to seed and persist the embedded backend. Parsing reports EVERY
+ * problem with the file: every rule of every entry, with the entry path and the rule name; a file
+ * with any problem yields no snapshot at all.
+ *
+ * All three sections are required, and an empty file is refused: the way to get one is
+ * `directory export > layout.yaml` while the directory is down (the shell truncates the file
+ * first), and applying it would delete everything. A site with no users writes `users: {}`.
  */
 import { readFile } from 'node:fs/promises';
-import { Document, isCollection, isMap, isPair, parseDocument } from 'yaml';
+import { Document, isCollection, isMap, isPair } from 'yaml';
 import { z } from 'zod';
 import { DirectoryFileError, StorerouteError, type FileProblem } from '../core/errors.js';
 import { zodProblems } from '../config/index.js';
-import { SLOT_STATES, STORE_STATES, USER_STATES, type DirectorySnapshot, type Store, type User } from './model.js';
-import { checkUserName, planMutation, slotFromInput } from './rules.js';
+import { STORE_STATES, USER_STATES, type DirectorySnapshot, type Slot, type SlotInput, type Store, type User } from './model.js';
+import { checkName, enumError, epochError, slotErrors, slotFromInput, storeLayoutErrors, userNameError } from './checks.js';
+import { writeFileAtomic } from './embedded/persist.js';
+import { parseFileText } from './file-text.js';
 
+// The schemas check the shape only (which keys, of which type); the values (states, ports, IPs,
+// names, epochs) are the rules' business, so that every rule an entry breaks is reported.
 const slotEntry = z.strictObject({
   machine: z.string(),
   ip: z.string(),
-  lmtp: z.number().int().optional(),
-  imap: z.number().int().optional(),
-  pop3: z.number().int().optional(),
-  state: z.enum(SLOT_STATES).optional(),
+  lmtp: z.number().optional(),
+  imap: z.number().optional(),
+  pop3: z.number().optional(),
+  state: z.string().optional(),
 });
 
 const storeEntry = z.strictObject({
   slots: z.array(z.string()),
   preferredMaster: z.string(),
   currentMaster: z.string().optional(),
-  state: z.enum(STORE_STATES).optional(),
-  /** Informational on apply (only failovers change it); kept when seeding the embedded backend. */
-  epoch: z.number().int().min(0).optional(),
+  state: z.string().optional(),
+  /** On apply: the lowest epoch a store created by the file starts at; kept when seeding the embedded backend. */
+  epoch: z.number().optional(),
 });
 
 const userEntry = z.union([
   z.string(),
   z.strictObject({
     store: z.string(),
-    state: z.enum(USER_STATES).optional(),
+    state: z.string().optional(),
     movingTo: z.string().optional(),
     passwordHash: z.string().optional(),
   }),
 ]);
 
+const SECTIONS = ['slots', 'stores', 'users'] as const;
+/** A mapping, or absent. Not z.record: checking 100,000 keys here would cost more than the entries. */
+const section = z.custom<Record<string, unknown> | null | undefined>(
+  (v) => v === null || v === undefined || (typeof v === 'object' && !Array.isArray(v)),
+  { message: 'expected a mapping of names to entries' }).optional();
+
+/** The top level only; each entry is checked on its own, so one bad entry hides no other problem. */
 const fileSchema = z.strictObject({
   /** Written by export and by the embedded backend; ignored by apply. */
   version: z.number().int().min(0).optional(),
-  slots: z.record(z.string(), slotEntry).nullish(),
-  stores: z.record(z.string(), storeEntry).nullish(),
-  users: z.record(z.string(), userEntry).nullish(),
+  /** Written by export and by the embedded backend (see DirectorySnapshot); ignored by apply. */
+  retiredEpochs: z.record(z.string(), z.number().int().min(0)).optional(),
+  slots: section,
+  stores: section,
+  users: section,
 });
 
 function ruleMessage(err: unknown): string {
@@ -55,16 +73,28 @@ function ruleMessage(err: unknown): string {
   return String(err);
 }
 
-/** Parses YAML/JSON text into a complete snapshot (version 0), or throws DirectoryFileError. */
+/** Parses YAML/JSON text into a complete snapshot, or throws DirectoryFileError listing every problem. */
 export function parseDirectoryText(text: string, file: string): DirectorySnapshot {
-  const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: true });
-  if (doc.errors.length > 0) {
-    throw new DirectoryFileError(file, doc.errors.map((e) => ({ path: '(syntax)', message: e.message.split('\n')[0] ?? e.message })));
+  if (text.trim() === '') {
+    throw new DirectoryFileError(file, [{ path: '(file)', message: 'the file is empty: a directory file has slots, stores and users sections' }]);
   }
-  const input: unknown = doc.toJS() ?? {};
+  const read = parseFileText(text);
+  if ('problems' in read) throw new DirectoryFileError(file, read.problems);
+  const input = read.data;
+  if (input === null || input === undefined) {
+    throw new DirectoryFileError(file, [{ path: '(file)', message: 'the file holds no data (only comments?): a directory file has slots, stores and users sections' }]);
+  }
   const parsed = fileSchema.safeParse(input);
   if (!parsed.success) throw new DirectoryFileError(file, zodProblems(parsed.error, input));
-  return buildSnapshot(parsed.data, file);
+  const problems: FileProblem[] = [];
+  for (const name of SECTIONS) {
+    if (parsed.data[name] === undefined || parsed.data[name] === null) {
+      problems.push({ path: name, message: `section missing: every directory file has slots, stores and users (write "${name}: {}" for none)` });
+    }
+  }
+  const snap = buildSnapshot(parsed.data, problems);
+  if (problems.length > 0) throw new DirectoryFileError(file, problems);
+  return snap;
 }
 
 export async function readDirectoryFile(file: string): Promise<DirectorySnapshot> {
@@ -79,49 +109,85 @@ export async function readDirectoryFile(file: string): Promise<DirectorySnapshot
 
 type FileShape = z.infer<typeof fileSchema>;
 
-function buildSnapshot(data: FileShape, file: string): DirectorySnapshot {
-  const problems: FileProblem[] = [];
-  const snap: DirectorySnapshot = { version: data.version ?? 0, slots: {}, stores: {}, users: {} };
-  const badSlots = new Set<string>();
+/** Each entry of a section checked against its own schema: the good ones, and a problem per bad field. */
+function entries<T>(data: Record<string, unknown> | null | undefined, schema: z.ZodType<T>, sectionName: string,
+  problems: FileProblem[]): { good: Array<[string, T]>; bad: Set<string> } {
+  const good: Array<[string, T]> = [];
+  const bad = new Set<string>();
+  for (const [name, value] of Object.entries(data ?? {})) {
+    // The short form of a user (`alice: store1`) is most of a big file: no schema call for it.
+    if (typeof value === 'string' && sectionName === 'users') {
+      good.push([name, value as T]);
+      continue;
+    }
+    const r = schema.safeParse(value);
+    if (r.success) good.push([name, r.data]);
+    else {
+      bad.add(name);
+      for (const p of zodProblems(r.error, value)) {
+        problems.push({ path: `${sectionName}.${name}${p.path === '(top level)' ? '' : `.${p.path}`}`, message: p.message });
+      }
+    }
+  }
+  return { good, bad };
+}
 
-  for (const [name, entry] of Object.entries(data.slots ?? {})) {
-    try {
-      snap.slots[name] = slotFromInput({ name, ...entry });
-    } catch (err) {
-      badSlots.add(name);
-      problems.push({ path: `slots.${name}`, message: ruleMessage(err) });
-    }
+function buildSnapshot(data: FileShape, problems: FileProblem[]): DirectorySnapshot {
+  const snap: DirectorySnapshot = { version: data.version ?? 0, slots: {}, stores: {}, users: {} };
+  if (data.retiredEpochs && Object.keys(data.retiredEpochs).length > 0) snap.retiredEpochs = { ...data.retiredEpochs };
+  const report = (path: string, errs: unknown[]) => { for (const e of errs) problems.push({ path, message: ruleMessage(e) }); };
+
+  // Slots. A slot that breaks a rule is still known by its fields to the store checks below (a
+  // store with two slots on one machine is a problem even when one of them has a bad IP).
+  const slots = entries(data.slots, slotEntry, 'slots', problems);
+  const asListed = new Map<string, Slot>();
+  for (const [name, entry] of slots.good) {
+    const input = { name, ...entry } as SlotInput;
+    const errs = slotErrors(input);
+    report(`slots.${name}`, errs);
+    if (errs.length === 0) snap.slots[name] = slotFromInput(input);
+    asListed.set(name, { lmtp: 0, imap: 0, pop3: 0, state: 'up', ...input });
   }
-  for (const [name, entry] of Object.entries(data.stores ?? {})) {
-    const missing = entry.slots.filter((s) => badSlots.has(s));
-    if (missing.length > 0) {
-      // Already reported under slots.*; a second "does not exist" here would only be noise.
-      continue;
-    }
+  const lookup = (n: string) => asListed.get(n) ?? (slots.bad.has(n) ? null : undefined);
+
+  // Stores, checked against every store listed before them (even broken ones: a slot in two
+  // stores is reported on the second whatever else is wrong with the first).
+  const stores = entries(data.stores, storeEntry, 'stores', problems);
+  const listed: DirectorySnapshot = { version: 0, slots: {}, stores: {}, users: {} };
+  for (const [name, entry] of stores.good) {
+    const store = { name, slots: [...entry.slots], preferredMaster: entry.preferredMaster,
+      currentMaster: entry.currentMaster ?? entry.preferredMaster, state: entry.state ?? 'active', epoch: entry.epoch ?? 0 } as Store;
+    const errs: unknown[] = [];
     try {
-      const [change] = planMutation(snap, { op: 'createStore', input: { name, ...entry } });
-      const store = change?.after as Store;
-      snap.stores[name] = { ...store, epoch: entry.epoch ?? 0 };
+      checkName('store', name);
     } catch (err) {
-      problems.push({ path: `stores.${name}`, message: ruleMessage(err) });
+      errs.push(err);
     }
+    for (const e of [enumError(`store ${name}: state`, STORE_STATES, store.state), epochError(name, store.epoch)]) if (e) errs.push(e);
+    errs.push(...storeLayoutErrors(listed, store, lookup));
+    report(`stores.${name}`, errs);
+    listed.stores[name] = store;
+    if (errs.length === 0) snap.stores[name] = store;
   }
-  for (const [name, entry] of Object.entries(data.users ?? {})) {
+
+  const known = new Set([...stores.good.map(([n]) => n), ...stores.bad]);
+  let path = '';
+  const problem = (message: string) => problems.push({ path, message });
+  for (const [name, entry] of entries(data.users, userEntry, 'users', problems).good) {
     const e = typeof entry === 'string' ? { store: entry } : entry;
-    const problem = (message: string) => problems.push({ path: `users.${name}`, message });
-    try {
-      checkUserName(name);
-    } catch (err) {
-      problem(ruleMessage(err));
-      continue;
-    }
-    const state = e.state ?? 'active';
+    const before = problems.length;
+    path = `users.${name}`;
+    const badName = userNameError(name);
+    if (badName) problem(ruleMessage(badName));
+    const state = (e.state ?? 'active') as User['state'];
+    const badState = enumError(`user ${name}: state`, USER_STATES, state);
+    if (badState) problem(ruleMessage(badState));
     const user: User = { name, store: e.store, state };
-    if (!data.stores?.[e.store]) problem(`store ${JSON.stringify(e.store)} does not exist [DIRECTORY_NOT_FOUND]`);
+    if (!known.has(e.store)) problem(`store ${JSON.stringify(e.store)} does not exist [DIRECTORY_NOT_FOUND]`);
     if (state === 'moving') {
       if (!e.movingTo) problem('state moving needs movingTo [NOT_MOVING]');
-      else if (!data.stores?.[e.movingTo]) problem(`movingTo store ${JSON.stringify(e.movingTo)} does not exist [DIRECTORY_NOT_FOUND]`);
-      else if (e.movingTo === e.store) problem(`movingTo is the user's own store [SAME_STORE]`);
+      else if (!known.has(e.movingTo)) problem(`movingTo store ${JSON.stringify(e.movingTo)} does not exist [DIRECTORY_NOT_FOUND]`);
+      else if (e.movingTo === e.store) problem('movingTo is the user\'s own store [SAME_STORE]');
       else user.movingTo = e.movingTo;
     } else if (e.movingTo !== undefined) {
       problem('movingTo is only allowed with state moving [NOT_MOVING]');
@@ -130,10 +196,14 @@ function buildSnapshot(data: FileShape, file: string): DirectorySnapshot {
       if (e.passwordHash.length === 0) problem('passwordHash must not be empty [INVALID_HASH]');
       user.passwordHash = e.passwordHash;
     }
-    snap.users[name] = user;
+    if (problems.length === before) snap.users[name] = user;
   }
-  if (problems.length > 0) throw new DirectoryFileError(file, problems);
   return snap;
+}
+
+/** Writes a directory file atomically (temp file, fsync, rename): a reader never finds it half written. */
+export async function writeDirectoryFile(file: string, text: string): Promise<void> {
+  await writeFileAtomic(file, text);
 }
 
 /** The snapshot as a plain object in the directory file layout (the embedded backend saves this as JSON). */
@@ -157,7 +227,9 @@ export function toFileObject(snap: DirectorySnapshot): Record<string, unknown> {
       users[name] = e;
     }
   }
-  return { version: snap.version, slots, stores, users };
+  const retired = snap.retiredEpochs && Object.keys(snap.retiredEpochs).length > 0
+    ? { retiredEpochs: Object.fromEntries(sorted(snap.retiredEpochs)) } : {};
+  return { version: snap.version, ...retired, slots, stores, users };
 }
 
 /** The snapshot as a directory file (YAML). `parseDirectoryText(exportDirectory(s))` deep-equals `s`. */

@@ -11,7 +11,7 @@ import { RedisDirectory } from './redis/index.js';
 import { CachedDirectory } from './cache.js';
 import type { Backend } from './backend.js';
 
-export type { Directory, DirectoryReader, DirectoryWriter } from './types.js';
+export type { Directory, DirectoryReader, DirectoryWriter, Readiness, CommitPlan, CommitResult } from './types.js';
 export * from './model.js';
 export {
   DirectoryUnavailableError, DirectoryConflictError, DirectoryRuleError, DirectoryNotFoundError, DirectoryFileError,
@@ -19,15 +19,15 @@ export {
 export { directoryKeys, type DirectoryKeys } from './redis/keys.js';
 export { createRedisClient, reconnectDelay, type RedisConfig, type RedisClientOptions } from './redis/client.js';
 export { canonicalUser, type Mutation } from './rules.js';
-export { parseDirectoryText, readDirectoryFile, exportDirectory, toFileObject } from './file.js';
+export { parseDirectoryText, readDirectoryFile, exportDirectory, toFileObject, writeDirectoryFile } from './file.js';
 export {
-  applyDirectory, diffDirectory, runMutation, describeMutation, DirectoryApplyIncompleteError,
-  type ApplyOptions, type ApplyResult,
+  applyDirectory, diffDirectory, runMutation, describeMutation, countDeletions, checkDeletions, DirectoryApplyIncompleteError,
+  DEFAULT_MAX_DELETE_SHARE, type ApplyOptions, type ApplyResult, type Deletions,
 } from './apply.js';
 
 export { CachedDirectory } from './cache.js';
 export { EmbeddedDirectory } from './embedded/index.js';
-export { RedisDirectory } from './redis/index.js';
+export { RedisDirectory, type RedisTuning } from './redis/index.js';
 export type { Backend, FeedEvent } from './backend.js';
 
 export type DirectoryConfig = Config['directory'];

@@ -61,6 +61,12 @@ export interface DirectorySnapshot {
   slots: Record<string, Slot>;
   stores: Record<string, Store>;
   users: Record<string, User>;
+  /**
+   * Deleted stores: the highest epoch each reached. A store created again under the name starts
+   * above it, so a compare-and-set holding an epoch of the old store can never win on the new one.
+   * Absent or empty when no store was ever deleted.
+   */
+  retiredEpochs?: Record<string, number>;
 }
 
 /** One audited mutation. `before`/`after` are the changed entries (null when created/deleted). */
@@ -103,6 +109,12 @@ export interface StoreInput {
   /** Defaults to preferredMaster. */
   currentMaster?: string;
   state?: StoreState;
+  /**
+   * createStore only: the lowest epoch to start at (a restore brings the exported epochs back).
+   * The store starts at the highest of this, 0, and one above the epoch a deleted store of the
+   * same name reached.
+   */
+  epoch?: number;
 }
 
 export interface UserInput {

@@ -4,13 +4,17 @@
  * backend runs the same rules in Lua (src/directory/redis/scripts/*.lua). Rule names are stable:
  * tests and operators match on them.
  */
-import { isIP } from 'node:net';
-import { DirectoryConflictError, DirectoryNotFoundError, DirectoryRuleError } from '../core/errors.js';
+import { DirectoryConflictError, DirectoryNotFoundError } from '../core/errors.js';
 import {
-  DEFAULT_PORTS, SLOT_STATES, STORE_STATES, USER_STATES,
+  SLOT_STATES, STORE_STATES, USER_STATES,
   type DirectorySnapshot, type FailoverOptions, type Slot, type SlotInput, type SlotState, type Store,
   type StoreInput, type StoreState, type User, type UserInput, type UserState,
 } from './model.js';
+import {
+  checkEnum, checkName, checkUserName, epochError, rule, slotFromInput, startEpoch, storeLayoutErrors, storeOfSlot, throwFirst,
+} from './checks.js';
+
+export { canonicalUser, checkActor, checkName, checkUserName, slotFromInput } from './checks.js';
 
 /** One mutation as data: what `directory apply` plans and what the backends execute. */
 export type Mutation =
@@ -41,112 +45,12 @@ export interface Change {
   after: Slot | Store | User | null;
 }
 
-/** Names: what an operator can type and a Redis key / log line can carry without quoting. */
-const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
-/** Users: `alice` or `alice@example.com`, lower-case (the canonical form). */
-const USER_NAME = /^[a-z0-9._+=-][a-z0-9._+=-]{0,127}(@[a-z0-9.-]{1,253})?$/;
 const MAX_HASH = 1024;
 
-/** The canonical form of a user name as looked up: trimmed, lower-case. */
-export function canonicalUser(name: string): string {
-  return name.trim().toLowerCase();
-}
-
-function rule(name: string, message: string): DirectoryRuleError {
-  return new DirectoryRuleError(name, message);
-}
-
-export function checkName(kind: 'slot' | 'store', name: unknown): string {
-  if (typeof name !== 'string' || !NAME.test(name)) {
-    throw rule('INVALID_NAME', `${kind} name ${JSON.stringify(name)} must match ${NAME.source}`);
-  }
-  return name;
-}
-
-export function checkUserName(name: unknown): string {
-  if (typeof name !== 'string' || !USER_NAME.test(name)) {
-    throw rule('INVALID_NAME', `user name ${JSON.stringify(name)} must be lower-case, like alice or alice@example.com`);
-  }
-  return name;
-}
-
-function checkEnum<T extends string>(what: string, allowed: readonly T[], value: unknown): T {
-  if (typeof value !== 'string' || !(allowed as readonly string[]).includes(value)) {
-    throw rule('INVALID_STATE', `${what} ${JSON.stringify(value)} must be one of ${allowed.join(', ')}`);
-  }
-  return value as T;
-}
-
-function checkPort(what: string, value: unknown): number {
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > 65535) {
-    throw rule('INVALID_PORT', `${what} ${JSON.stringify(value)} must be an integer 1-65535`);
-  }
-  return value;
-}
-
-export function checkActor(actor: unknown): string {
-  if (typeof actor !== 'string' || actor.length === 0 || actor.length > 200) {
-    throw rule('INVALID_ACTOR', 'actor must be a non-empty string of at most 200 characters');
-  }
-  return actor;
-}
-
-/** A complete, valid Slot from an input (defaults filled), or a DirectoryRuleError. */
-export function slotFromInput(input: SlotInput, current?: Slot): Slot {
-  const name = checkName('slot', input.name);
-  if (typeof input.machine !== 'string' || !NAME.test(input.machine)) {
-    throw rule('INVALID_MACHINE', `slot ${name}: machine ${JSON.stringify(input.machine)} must match ${NAME.source}`);
-  }
-  if (typeof input.ip !== 'string' || isIP(input.ip) === 0) {
-    throw rule('INVALID_IP', `slot ${name}: ip ${JSON.stringify(input.ip)} must be an IP literal (nginx needs one)`);
-  }
-  return {
-    name,
-    machine: input.machine,
-    ip: input.ip,
-    lmtp: checkPort(`slot ${name}: lmtp port`, input.lmtp ?? DEFAULT_PORTS.lmtp),
-    imap: checkPort(`slot ${name}: imap port`, input.imap ?? DEFAULT_PORTS.imap),
-    pop3: checkPort(`slot ${name}: pop3 port`, input.pop3 ?? DEFAULT_PORTS.pop3),
-    state: checkEnum(`slot ${name}: state`, SLOT_STATES, input.state ?? current?.state ?? 'up'),
-  };
-}
-
-/** The store that holds `slot`, other than `except`. */
-function storeOfSlot(snap: DirectorySnapshot, slot: string, except?: string): Store | undefined {
-  for (const store of Object.values(snap.stores)) {
-    if (store.name !== except && store.slots.includes(slot)) return store;
-  }
-  return undefined;
-}
-
-/** Shared by create and update: slot list, machines, masters. */
+/** Throws the first rule a store layout breaks. */
 function checkStoreLayout(snap: DirectorySnapshot, store: Store, slotOverride?: Slot): void {
-  const name = store.name;
-  if (!Array.isArray(store.slots) || store.slots.length < 2) {
-    throw rule('TOO_FEW_SLOTS', `store ${name} needs at least 2 slots`);
-  }
-  const machines = new Map<string, string>();
-  const seen = new Set<string>();
-  for (const slotName of store.slots) {
-    if (typeof slotName !== 'string') throw rule('INVALID_NAME', `store ${name}: slot names must be strings`);
-    if (seen.has(slotName)) throw rule('DUPLICATE_SLOT', `store ${name} lists slot ${slotName} twice`);
-    seen.add(slotName);
-    const slot = slotOverride?.name === slotName ? slotOverride : snap.slots[slotName];
-    if (!slot) throw new DirectoryNotFoundError('slot', slotName);
-    const other = storeOfSlot(snap, slotName, name);
-    if (other) throw rule('SLOT_IN_STORE', `slot ${slotName} already belongs to store ${other.name}`);
-    const twin = machines.get(slot.machine);
-    if (twin !== undefined) {
-      throw rule('SAME_MACHINE', `store ${name}: slots ${twin} and ${slotName} are both on machine ${slot.machine}`);
-    }
-    machines.set(slot.machine, slotName);
-  }
-  if (!seen.has(store.preferredMaster)) {
-    throw rule('MASTER_NOT_IN_STORE', `store ${name}: preferredMaster ${store.preferredMaster} is not one of its slots`);
-  }
-  if (!seen.has(store.currentMaster)) {
-    throw rule('MASTER_NOT_IN_STORE', `store ${name}: currentMaster ${store.currentMaster} is not one of its slots`);
-  }
+  throwFirst(storeLayoutErrors(snap, store, slotOverride
+    ? (n) => (n === slotOverride.name ? slotOverride : snap.slots[n]) : undefined));
 }
 
 function need<T>(value: T | undefined, kind: EntryKind, name: string): T {
@@ -192,13 +96,15 @@ export function planMutation(snap: DirectorySnapshot, m: Mutation): Change[] {
     case 'createStore': {
       const name = checkName('store', m.input.name);
       if (snap.stores[name]) throw rule('EXISTS', `store ${name} already exists`);
+      const badEpoch = epochError(name, m.input.epoch);
+      if (badEpoch) throw badEpoch;
       const store: Store = {
         name,
         slots: [...(m.input.slots ?? [])],
         preferredMaster: m.input.preferredMaster,
         currentMaster: m.input.currentMaster ?? m.input.preferredMaster,
         state: checkEnum(`store ${name}: state`, STORE_STATES, m.input.state ?? 'active'),
-        epoch: 0,
+        epoch: startEpoch(snap, name, m.input.epoch),
       };
       checkStoreLayout(snap, store);
       return one('store', name, null, store);
@@ -301,12 +207,28 @@ function planFailover(snap: DirectorySnapshot, name: string, options: FailoverOp
   return [before, { ...before, currentMaster: to, epoch: before.epoch + 1 }];
 }
 
-/** Applies planned changes to `snap` in place. */
+/**
+ * Applies planned changes to `snap` in place. A deleted store leaves its epoch in retiredEpochs
+ * (the highest it reached); a store created again carries the floor in its own epoch.
+ */
 export function applyChanges(snap: DirectorySnapshot, changes: Change[]): void {
   for (const c of changes) {
     const table = (c.kind === 'slot' ? snap.slots : c.kind === 'store' ? snap.stores : snap.users) as Record<string, unknown>;
     if (c.after === null) delete table[c.name];
     else table[c.name] = c.after;
+    if (c.kind === 'store') retire(snap, c);
+  }
+}
+
+/** The retiredEpochs side of a store change (copies the table, never edits a shared one). */
+export function retire(snap: DirectorySnapshot, c: Change): void {
+  if (c.after === null && c.before) {
+    const was = snap.retiredEpochs?.[c.name] ?? -1;
+    const epoch = (c.before as Store).epoch;
+    if (epoch > was) snap.retiredEpochs = { ...snap.retiredEpochs, [c.name]: epoch };
+  } else if (c.before === null && snap.retiredEpochs?.[c.name] !== undefined) {
+    const { [c.name]: _gone, ...rest } = snap.retiredEpochs;
+    snap.retiredEpochs = rest;
   }
 }
 

@@ -10,6 +10,31 @@ import type {
   AuditRecord, ChangeEvent, DirectorySnapshot, FailoverOptions, Route, Slot, SlotInput, SlotState,
   Store, StoreInput, StoreState, User, UserInput, UserState,
 } from './model.js';
+import type { Mutation } from './rules.js';
+
+/** Whether this process may take traffic, and if not, why (for /readyz). */
+export interface Readiness {
+  ok: boolean;
+  /** One line per problem, naming the file or the Redis state; empty when ok. */
+  problems: string[];
+}
+
+/** A whole change set (`directory apply`): mutations planned against `base`, applied all or none. */
+export interface CommitPlan {
+  /**
+   * The snapshot the mutations were planned against: `snapshot()` of this same directory. The
+   * Redis backend computes what it writes from it (and refuses unless Redis is still at its
+   * version); the embedded backend re-runs the plan on its own state at that version.
+   */
+  base: DirectorySnapshot;
+  mutations: Mutation[];
+}
+
+export interface CommitResult {
+  fromVersion: number;
+  /** fromVersion + the number of mutations that changed something (one audit record each). */
+  toVersion: number;
+}
 
 export interface DirectoryReader {
   /** user → store → current master, read at one version. null: the directory knows no such user. */
@@ -48,11 +73,25 @@ export interface DirectoryWriter {
   /** Undo phase 1: state `active` on the old store. */
   abortMove(name: string, actor: string): Promise<User>;
   setPasswordHash(name: string, hash: string | null, actor: string): Promise<User>;
+  /**
+   * Applies every mutation of `plan`, in order, as one change: a reader sees the directory before
+   * or after, never in between. The versions fromVersion+1 … toVersion are taken at once, one audit
+   * record each. Throws DirectoryConflictError, applying nothing, when the directory is no longer
+   * at `plan.base.version` (plan again); DirectoryRuleError / DirectoryNotFoundError when a
+   * mutation is invalid at that point (nothing applied either).
+   */
+  commit(plan: CommitPlan, actor: string): Promise<CommitResult>;
 }
 
 export interface Directory extends DirectoryReader, DirectoryWriter {
   readonly kind: 'redis' | 'embedded';
   /** Called for every mutation seen (own or other processes'). Returns an unsubscribe function. */
   onChange(listener: (event: ChangeEvent) => void): () => void;
+  /**
+   * Cheap enough to poll every second. Not ok while lookups would be wrong or fail: Redis
+   * unreachable, holding no layout, or its invalidation feed not live; an embedded file that is
+   * missing, empty, unreadable or suddenly emptied (the last good view is served meanwhile).
+   */
+  readiness(): Promise<Readiness>;
   close(): Promise<void>;
 }

@@ -47,7 +47,8 @@ describe('storeroute CLI on the embedded directory (in-process)', () => {
 
     const dryJson = JSON.parse((await run('directory', 'apply', '--dry-run', '--json', file)).stdout);
     expect(dryJson).toEqual({ file, dryRun: true, fromVersion: 10, toVersion: 10, applied: 0,
-      changes: ['begin moving user alice to store store2', 'finish moving user alice'] });
+      changes: ['begin moving user alice to store store2', 'finish moving user alice'],
+      deletions: { users: 0, stores: 0, slots: 0 } });
 
     const real = await run('directory', 'apply', file);
     expect(real.code).toBe(0);
@@ -86,6 +87,65 @@ describe('storeroute CLI on the embedded directory (in-process)', () => {
     expect(shape.code).toBe(2);
     expect(shape.stderr).toContain('slots.slot101.colour');
     expect(shape.stderr).toContain('slots.slot201.lmtp');
+  });
+
+  it('refuses an empty file and a file without users:, exit 2, naming what is missing; nothing changes (issue 11)', async () => {
+    const before = (await run('directory', 'export', '--format', 'json')).stdout;
+    const empty = join(site.dir, 'empty.yaml');
+    writeFileSync(empty, '');
+    const r = await run('directory', 'apply', '--prune', '--force', empty);
+    expect(r).toMatchObject({ code: 2, stdout: '' });
+    expect(r.stderr).toBe(`error: ${empty}: 1 problem(s)\n  (file): the file is empty: a directory file has slots, stores and users sections\n`);
+    const noUsers = join(site.dir, 'no-users.yaml');
+    writeFileSync(noUsers, readFileSync(fixture('two-stores.yaml'), 'utf8').replace(/^users:[\s\S]*$/m, ''));
+    const r2 = await run('directory', 'apply', '--prune', '--force', noUsers);
+    expect(r2.code).toBe(2);
+    expect(r2.stderr).toContain('  users: section missing: every directory file has slots, stores and users (write "users: {}" for none)\n');
+    expect((await run('directory', 'export', '--format', 'json')).stdout).toBe(before);
+  });
+
+  it('shows deletions in the plan and needs --prune for them, and --force to delete more than --max-delete of the users', async () => {
+    const before = (await run('directory', 'export', '--format', 'json')).stdout;
+    const file = join(site.dir, 'fewer.yaml');
+    writeFileSync(file, readFileSync(fixture('two-stores.yaml'), 'utf8').replace(/^ {2}bob: .*\n/m, ''));
+    const refused = await run('directory', 'apply', file);
+    expect(refused.code).toBe(1);
+    expect(refused.stdout).toBe(`${file}: 1 change(s) against directory version 10\n  delete user bob\n`
+      + 'deletes 1 user(s), 0 store(s), 0 slot(s) (needs --prune)\n');
+    expect(refused.stderr).toMatch(/^refused \[PRUNE_REQUIRED\]: .*fewer\.yaml does not list 1 user\(s\).*--prune/);
+    const dry = await run('directory', 'apply', '--dry-run', file);
+    expect(dry.code).toBe(0);
+    expect(dry.stdout).toContain('deletes 1 user(s), 0 store(s), 0 slot(s) (needs --prune)\ndry run: nothing applied\n');
+
+    // 1 of 3 users is 33%: more than the default 10%.
+    const tooMany = await run('directory', 'apply', '--prune', file);
+    expect(tooMany.code).toBe(1);
+    expect(tooMany.stderr).toMatch(/^refused \[TOO_MANY_DELETIONS\]: .* deletes 1 of 3 users \(33\.3%\), more than the 10\.0% .*--force/);
+    expect((await run('directory', 'export', '--format', 'json')).stdout).toBe(before);
+    expect((await run('directory', 'apply', '--prune', '--max-delete', '34', file)).code).toBe(0);
+    expect((await run('user', 'show', 'bob')).code).toBe(1);
+
+    writeFileSync(file, 'slots: {}\nstores: {}\nusers: {}\n');
+    expect((await run('directory', 'apply', '--prune', file)).code).toBe(1);
+    const all = await run('directory', 'apply', '--prune', '--force', file);
+    expect(all.code).toBe(0);
+    expect(all.stdout).toContain('deletes 2 user(s), 2 store(s), 5 slot(s)\n');
+    expect(JSON.parse((await run('status', '--json')).stdout).version).toBe(11 + 9);
+  });
+
+  it('export -o writes the file atomically, and leaves it as it was when the directory cannot be read', async () => {
+    const out = join(site.dir, 'layout.yaml');
+    const r = await run('directory', 'export', '-o', out);
+    expect(r).toMatchObject({ code: 0, stderr: '' });
+    expect(r.stdout).toBe(`wrote ${out}: directory version 10, 5 slot(s), 2 store(s), 3 user(s)\n`);
+    const reapply = await run('directory', 'apply', out);
+    expect(reapply.stdout).toMatch(/^no changes/);
+    // A config whose directory file is gone: nothing to read, and the old export stays whole.
+    const exported = readFileSync(out, 'utf8');
+    const other = embeddedSite();
+    const failed = await cli(['--config', other.config, 'directory', 'export', '-o', out]);
+    expect(failed.code).toBe(2);
+    expect(readFileSync(out, 'utf8')).toBe(exported);
   });
 
   it('failover with a stale --expect-epoch is a conflict (exit 1) and changes nothing', async () => {

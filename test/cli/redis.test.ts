@@ -1,9 +1,10 @@
 /** The CLI (in-process) on the Redis directory: the same commands, a real redis-server, one key prefix per test. */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { cli, fixture, redisSite } from './harness.js';
 import { startRedis, uniquePrefix, type RedisServer } from '../helpers/redis.js';
+import { freePort } from '../helpers/ports.js';
 
 describe('storeroute CLI on the Redis directory (in-process)', () => {
   let redis: RedisServer;
@@ -28,6 +29,30 @@ describe('storeroute CLI on the Redis directory (in-process)', () => {
     const reapply = await run('directory', 'apply', file);
     expect(reapply.code).toBe(0);
     expect(reapply.stdout).toMatch(/^no changes: the directory \(version 11\) already matches /);
+  });
+
+  it('export while Redis is down: -o leaves the file as it was, and the empty file `>` leaves is refused by apply (issue 11)', async () => {
+    const { dir, run } = await site();
+    const out = join(dir, 'layout.yaml');
+    expect((await run('directory', 'export', '-o', out)).code).toBe(0);
+    const good = readFileSync(out, 'utf8');
+    const down = redisSite(`redis://127.0.0.1:${await freePort()}`, uniquePrefix('down'));
+    writeFileSync(down.config, readFileSync(down.config, 'utf8').replace('keyPrefix:', 'connectTimeoutMs: 200, keyPrefix:'));
+    const failed = await cli(['--config', down.config, 'directory', 'export', '-o', out]);
+    expect(failed.code).toBe(75);
+    expect(readFileSync(out, 'utf8')).toBe(good);
+    const fresh = join(dir, 'never.yaml');
+    expect((await cli(['--config', down.config, 'directory', 'export', '-o', fresh])).code).toBe(75);
+    expect(existsSync(fresh)).toBe(false);
+
+    // What `directory export > layout.yaml` leaves behind when Redis is down: a 0-byte file.
+    const truncated = join(dir, 'truncated.yaml');
+    writeFileSync(truncated, '');
+    const before = (await run('directory', 'export', '--format', 'json')).stdout;
+    const refused = await run('directory', 'apply', '--prune', '--force', truncated);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain('the file is empty');
+    expect((await run('directory', 'export', '--format', 'json')).stdout).toBe(before);
   });
 
   it('failover CAS, set-state, status and history', async () => {

@@ -231,6 +231,28 @@ export function behaviourSuite(name: string, make: () => Promise<Made>): void {
         await rejectsNotFound(dir.failover('nope', {}, 'test'), 'store', 'nope');
       });
 
+      it('never sends an epoch backwards: a store deleted and created again starts above the old one (issue 11)', async () => {
+        await seedLayout(dir);
+        await dir.failover('store1', {}, 'test');
+        await dir.failover('store1', {}, 'test');
+        await dir.deleteUser('alice', 'test');
+        await dir.deleteStore('store1', 'test');
+        const again = await dir.createStore({ name: 'store1', slots: ['slot101', 'slot201'], preferredMaster: 'slot101' }, 'test');
+        expect(again.epoch).toBe(3);
+        for (const stale of [0, 1, 2]) {
+          const err = await dir.failover('store1', { to: 'slot201', expectedEpoch: stale }, 'test').catch((e: unknown) => e);
+          expect(err, `expectedEpoch ${stale} must lose`).toBeInstanceOf(DirectoryConflictError);
+        }
+        expect(await dir.failover('store1', { to: 'slot201', expectedEpoch: 3 }, 'test')).toMatchObject({ epoch: 4 });
+        // A floor given at creation (a restore) counts too, and the higher of the two wins.
+        await dir.deleteStore('store1', 'test');
+        expect((await dir.createStore({ name: 'store1', slots: ['slot101', 'slot201'], preferredMaster: 'slot101', epoch: 2 }, 'test')).epoch).toBe(5);
+        await dir.deleteStore('store1', 'test');
+        expect((await dir.createStore({ name: 'store1', slots: ['slot101', 'slot201'], preferredMaster: 'slot101', epoch: 9 }, 'test')).epoch).toBe(9);
+        await rejectsRule(dir.createStore({ name: 'store9', slots: ['slot101', 'slot201'], preferredMaster: 'slot101', epoch: -1 }, 'test'), 'INVALID_EPOCH');
+        expect((await dir.snapshot()).retiredEpochs ?? {}).toEqual({});
+      });
+
       it('compare-and-sets on expectedEpoch: a stale epoch is a conflict naming both epochs', async () => {
         await seedLayout(dir);
         await dir.failover('store1', { expectedEpoch: 0 }, 'test');

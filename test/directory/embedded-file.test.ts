@@ -31,6 +31,21 @@ describe('embedded directory file', () => {
     await b.close();
   });
 
+  it('keeps the epoch a deleted store reached across a restart: the store created again starts above it', async () => {
+    const file = join(tmp, 'd.json');
+    const a = await open(file);
+    await seedLayout(a);
+    await a.failover('store1', {}, 'test');
+    await a.deleteUser('alice', 'test');
+    await a.deleteStore('store1', 'test');
+    await a.close();
+    expect(JSON.parse(await readFile(file, 'utf8')).retiredEpochs).toEqual({ store1: 1 });
+    const b = await open(file);
+    expect((await b.createStore({ name: 'store1', slots: ['slot101', 'slot201'], preferredMaster: 'slot101' }, 'test')).epoch).toBe(2);
+    await b.close();
+    expect(JSON.parse(await readFile(file, 'utf8')).retiredEpochs).toBeUndefined();
+  });
+
   it('seeds a missing file from the seed file and writes it at once', async () => {
     const seed = join(tmp, 'seed.yaml');
     await writeFile(seed, 'slots:\n  s1: { machine: m1, ip: 127.0.0.1 }\n  s2: { machine: m2, ip: 127.0.0.2 }\n'
@@ -44,7 +59,7 @@ describe('embedded directory file', () => {
 
   it('refuses to start on a broken directory file, naming the entry and rule', async () => {
     const file = join(tmp, 'd.yaml');
-    await writeFile(file, 'slots:\n  s1: { machine: m1, ip: not-an-ip }\n');
+    await writeFile(file, 'slots:\n  s1: { machine: m1, ip: not-an-ip }\nstores: {}\nusers: {}\n');
     const err = await open(file).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(DirectoryFileError);
     expect((err as DirectoryFileError).problems).toEqual([{ path: 'slots.s1', message: expect.stringContaining('[INVALID_IP]') }]);

@@ -35,7 +35,7 @@ describe('directory file', () => {
     expect(snap.stores.s?.currentMaster).toBe('b');
   });
 
-  it('reports every mistake with its entry path and rule', () => {
+  it('reports every mistake with its entry path and rule, shape and rules together', () => {
     const bad = `
 slots:
   slot101: { machine: imap1, ip: 127.0.1.1 }
@@ -54,24 +54,78 @@ users:
     expect(err).toBeInstanceOf(DirectoryFileError);
     const e = err as DirectoryFileError;
     expect(e.file).toBe('bad.yaml');
-    // Shape errors come first, alone (the semantic checks need a well-formed file).
-    expect(e.problems).toEqual([{ path: 'slots.slot301.colour', message: 'unknown key' }]);
+    // A shape mistake (an unknown key) no longer hides the rule mistakes of other entries.
+    expect(e.problems.map((p) => `${p.path} ${/\[([A-Z_]+)\]$/.exec(p.message)?.[1] ?? p.message}`)).toEqual([
+      'slots.slot301.colour unknown key',
+      'slots.slot201 INVALID_IP',
+      'slots.slot401 INVALID_PORT',
+      'stores.store1 SAME_MACHINE',
+      'stores.store2 SLOT_IN_STORE',
+      'stores.store2 MASTER_NOT_IN_STORE',
+      'users.alice DIRECTORY_NOT_FOUND',
+      'users.Bob INVALID_NAME',
+    ]);
+    expect(e.message).toContain('bad.yaml: 8 problem(s)');
+  });
 
-    const err2 = (() => { try { parseDirectoryText(bad.replace(', colour: blue', ''), 'bad.yaml'); } catch (x) { return x; } return null; })() as DirectoryFileError;
-    const byPath = Object.fromEntries(err2.problems.map((p) => [p.path, p.message]));
-    expect(Object.keys(byPath).sort()).toEqual(['slots.slot201', 'slots.slot401', 'stores.store1', 'stores.store2', 'users.Bob', 'users.alice']);
-    expect(byPath['slots.slot201']).toContain('[INVALID_IP]');
-    expect(byPath['slots.slot401']).toContain('[INVALID_PORT]');
-    expect(byPath['stores.store1']).toContain('[SAME_MACHINE]');
-    expect(byPath['stores.store2']).toMatch(/MASTER_NOT_IN_STORE|SLOT_IN_STORE/);
-    expect(byPath['users.alice']).toContain('store9');
-    expect(byPath['users.Bob']).toContain('[INVALID_NAME]');
-    expect(err2.message).toContain('bad.yaml: 6 problem(s)');
+  it('checks every rule of every entry: a bad IP does not hide the same-machine store (issue 11 item 7)', () => {
+    const text = `
+slots:
+  slot101: { machine: imap1, ip: 127.0.1.1 }
+  slot102: { machine: imap1, ip: 127.0.1.300 }
+  slot201: { machine: Bad Machine, ip: nope, pop3: 70000, state: sideways }
+  slot202: { machine: imap2, ip: 127.0.2.2 }
+stores:
+  store1: { slots: [slot101, slot102], preferredMaster: slot101 }
+  store2: { slots: [slot202, slot102, slot202], preferredMaster: slot202, currentMaster: slot999, state: broken }
+users:
+  Carol: { store: store3, state: moving }
+`;
+    const e = (() => { try { parseDirectoryText(text, 'x.yaml'); } catch (x) { return x; } return null; })() as DirectoryFileError;
+    const rules = e.problems.map((p) => `${p.path} ${/\[([A-Z_]+)\]$/.exec(p.message)?.[1] ?? p.message}`);
+    expect(rules).toEqual([
+      'slots.slot102 INVALID_IP',
+      'slots.slot201 INVALID_MACHINE', 'slots.slot201 INVALID_IP', 'slots.slot201 INVALID_PORT', 'slots.slot201 INVALID_STATE',
+      'stores.store1 SAME_MACHINE',
+      'stores.store2 INVALID_STATE', 'stores.store2 SLOT_IN_STORE', 'stores.store2 DUPLICATE_SLOT', 'stores.store2 MASTER_NOT_IN_STORE',
+      'users.Carol INVALID_NAME', 'users.Carol DIRECTORY_NOT_FOUND', 'users.Carol NOT_MOVING',
+    ]);
+  });
+
+  it('refuses an empty file and a file without slots, stores or users, naming what is missing (issue 11 item 2)', () => {
+    const problems = (text: string) => {
+      try {
+        parseDirectoryText(text, 'layout.yaml');
+      } catch (e) {
+        return (e as DirectoryFileError).problems.map((p) => p.path);
+      }
+      return [];
+    };
+    expect(problems('')).toEqual(['(file)']);
+    expect(problems('# only a comment\n')).toEqual(['(file)']);
+    expect(problems('{}')).toEqual(['slots', 'stores', 'users']);
+    expect(problems('slots: {}\nstores: {}\n')).toEqual(['users']);
+    expect(problems('slots: {}\nstores:\nusers: {}\n')).toEqual(['stores']);
+    expect(problems('slots: {}\nstores: {}\nusers: {}\n')).toEqual([]);
   });
 
   it('reports a YAML syntax error and a duplicate key', () => {
     expect(() => parseDirectoryText('slots: [', 'x.yaml')).toThrow(DirectoryFileError);
     expect(() => parseDirectoryText('users:\n  a: s\n  a: s\n', 'x.yaml')).toThrow(/x\.yaml/);
+  });
+
+  it('reads JSON with JSON.parse, still refusing a duplicate key (which JSON.parse would drop silently)', () => {
+    const json = JSON.stringify({ slots: { a: { machine: 'm1', ip: '::1' }, b: { machine: 'm2', ip: '::2' } },
+      stores: { s: { slots: ['a', 'b'], preferredMaster: 'b' } }, users: { u: 's', v: 's' } });
+    expect(Object.keys(parseDirectoryText(json, 'x.json').users)).toEqual(['u', 'v']);
+    const dup = json.replace('"v":"s"', '"u":"s"').replace('"b":{"machine"', '"a":{"machine"');
+    const err = (() => { try { parseDirectoryText(dup, 'x.json'); } catch (e) { return e; } return null; })() as DirectoryFileError;
+    expect(err.problems).toEqual([
+      { path: '(syntax)', message: 'duplicate key slots.a' },
+      { path: '(syntax)', message: 'duplicate key users.u' },
+    ]);
+    // Not strict JSON (a comment): the YAML parser reads it.
+    expect(parseDirectoryText(`${json.slice(0, -1)} } # layout`, 'x.yaml').users.v?.store).toBe('s');
   });
 
   it('exports the same format, which parses back to the same directory', () => {
@@ -126,7 +180,7 @@ describe('directory apply', () => {
   it('deletes in reverse order: users, then stores, then slots', async () => {
     await seedLayout(dir);
     const file = await fileWith('slots: {}\nstores: {}\nusers: {}\n');
-    const res = await applyDirectory(dir, file, { actor: 'apply:test' });
+    const res = await applyDirectory(dir, file, { actor: 'apply:test', prune: true, force: true });
     const ops = res.mutations.map((m) => m.op);
     expect(ops).toEqual(['deleteUser', 'deleteUser', 'deleteStore', 'deleteStore', 'deleteSlot', 'deleteSlot', 'deleteSlot', 'deleteSlot']);
     expect(await dir.snapshot()).toMatchObject({ slots: {}, stores: {}, users: {} });

@@ -6,7 +6,8 @@ import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config/index.js';
 import {
-  createDirectory, DirectoryConflictError, DirectoryRuleError, DirectoryUnavailableError, directoryKeys, type Directory,
+  applyDirectory, createDirectory, diffDirectory, DirectoryConflictError, DirectoryRuleError, DirectoryUnavailableError, directoryKeys,
+  parseDirectoryText, RedisDirectory, type Directory,
 } from '../../src/directory/index.js';
 import { defineScripts, loadScriptSources } from '../../src/directory/redis/scripts.js';
 import { startRedis, uniquePrefix, type RedisServer } from '../helpers/redis.js';
@@ -67,7 +68,7 @@ describe('directory Lua scripts', () => {
       expect((await call('failover', { store: 'zz', expectedEpoch: 1.5 })).err).toMatch(/^SR_NOTFOUND store zz/);
       // Wrong key count: only a caller that bypasses defineCommand can do it.
       const common = loadScriptSources().mutations.setSlotState;
-      await expect(client.eval(common, 1, keys.version, keys.channel, 'test', '100', '{}')).rejects.toThrow(/SR_ARG expected 6 keys/);
+      await expect(client.eval(common, 1, keys.version, keys.channel, 'test', '100', '{}')).rejects.toThrow(/SR_ARG expected 7 keys/);
       expect(await raw.get(keys.version)).toBe('1');
     } finally {
       client.disconnect();
@@ -126,13 +127,106 @@ describe('directory Lua scripts', () => {
     expect(await raw.llen(directoryKeys(prefix).history)).toBe(2);
   });
 
-  it('recovers after SCRIPT FLUSH (NOSCRIPT → EVAL) for mutations and lookups', async () => {
+  it('recovers after SCRIPT FLUSH (NOSCRIPT → EVAL) for mutations, lookups and commits', async () => {
     const d = await open({});
     await seedLayout(d);
     await raw.script('FLUSH');
     expect((await d.resolve('alice'))?.master.name).toBe('slot101');
     await raw.script('FLUSH');
     expect((await d.failover('store1', {}, 'test')).epoch).toBe(1);
+    await raw.script('FLUSH');
+    const base = await d.snapshot();
+    expect(await d.commit({ base, mutations: [{ op: 'deleteUser', name: 'alice' }] }, 'test'))
+      .toEqual({ fromVersion: base.version, toVersion: base.version + 1 });
+  });
+
+  it('commit.lua: answers the new version; refuses a moved directory, a malformed call and an incomplete staged table, writing nothing', async () => {
+    const d = await open();
+    await seedLayout(d);
+    const { client, s, keys } = scripts();
+    const token = 'abcdef0123456789';
+    const staged = keys.staging(token);
+    const header = (h: Record<string, unknown>) => JSON.stringify({ from: 8, to: 9, historyMax: 100, n: {}, ...h });
+    const record = JSON.stringify({ version: 9, at: Date.now(), actor: 'raw', action: 'setSlotState', target: 'slot:slot101', before: null, after: null });
+    const slotJson = JSON.stringify({ name: 'slot101', machine: 'imap1', ip: '127.0.1.1', lmtp: 24, imap: 143, pop3: 110, state: 'down' });
+    const call = (h: string, ...rest: string[]) => s.commit(keys.commit(token), [keys.channel, h, ...rest])
+      .then((v): { ok?: number; err?: string } => ({ ok: v }), (e: Error) => ({ err: e.message }));
+    try {
+      expect(await raw.get(keys.version)).toBe('8');
+      expect((await call(header({ from: 7, to: 8, n: { records: 1 } }), record)).err).toMatch(/^SR_CONFLICT 7 8 the directory is at version 8/);
+      expect((await call('nope')).err).toMatch(/^SR_ARG header must be a JSON object/);
+      expect((await call(header({ n: { slots: 1, records: 1 } }), 'slot101', slotJson)).err).toMatch(/^SR_ARG header counts 5 arguments, got 4/);
+      expect((await call(header({ n: { records: 0 } }))).err).toMatch(/^SR_ARG one audit record per version/);
+      expect((await call(header({ to: 8 }))).err).toMatch(/^SR_ARG to must be above from/);
+      await raw.hset(staged.users, 'zed', '{}');
+      expect((await call(header({ replace: { users: 2 }, n: { records: 1 } }), record)).err)
+        .toMatch(/^SR_ARG staged users holds 1 entries, expected 2 \(expired\?\)/);
+      expect(await raw.get(keys.version)).toBe('8');
+      expect(JSON.parse((await raw.hget(keys.slots, 'slot101')) as string).state).toBe('up');
+      expect(await raw.hlen(keys.users)).toBe(2);
+
+      // Patch slot101, replace users with the staged table, keep userCount whole.
+      expect(await call(header({ replace: { users: 1 }, n: { slots: 1, userCount: 1, records: 1 } }),
+        'slot101', slotJson, 'store1', '1', record)).toEqual({ ok: 9 });
+      expect(await raw.get(keys.version)).toBe('9');
+      expect(JSON.parse((await raw.hget(keys.slots, 'slot101')) as string).state).toBe('down');
+      expect(await raw.hkeys(keys.users)).toEqual(['zed']);
+      expect(await raw.pttl(keys.users)).toBe(-1); // the staging TTL did not come along
+      expect(await raw.exists(staged.users)).toBe(0);
+      expect(await raw.hgetall(keys.userCount)).toEqual({ store1: '1' });
+      expect(await raw.lindex(keys.history, 0)).toBe(record);
+      // The very same call again (a retry): the directory moved on, so it changes nothing twice.
+      expect((await call(header({ n: { slots: 1, records: 1 } }), 'slot101', slotJson, record)).err).toMatch(/^SR_CONFLICT 8 9 /);
+      expect(await raw.llen(keys.history)).toBe(9);
+    } finally {
+      client.disconnect();
+    }
+  });
+
+  it('of 20 concurrent applies planned on one version exactly one commits; the rest apply nothing', async () => {
+    // patchLimit 10: each apply stages its users table and history, so the losers' staging is exercised too.
+    const config = parseConfig({ directory: { backend: 'redis', redis: { url: redis.url, keyPrefix: prefix } } }).directory.redis;
+    const handles = await Promise.all(Array.from({ length: 5 }, () => RedisDirectory.open(config, obs(), undefined, { patchLimit: 10 })));
+    dirs.push(...handles);
+    const first = handles[0] as Directory;
+    await seedLayout(first);
+    const base = await first.snapshot();
+    const results = await Promise.allSettled(Array.from({ length: 20 }, (_, i) => {
+      const want = structuredClone(base);
+      for (let k = 0; k < 50; k++) want.users[`racer${i}-${k}`] = { name: `racer${i}-${k}`, store: 'store2', state: 'active' };
+      return (handles[i % 5] as Directory).commit({ base, mutations: diffDirectory(base, want) }, `racer${i}`);
+    }));
+    const won = results.filter((r) => r.status === 'fulfilled');
+    expect(won).toHaveLength(1);
+    for (const r of results) if (r.status === 'rejected') expect(r.reason).toBeInstanceOf(DirectoryConflictError);
+    const after = await first.snapshot();
+    expect(after.version).toBe(base.version + 50);
+    const racers = Object.keys(after.users).filter((u) => u.startsWith('racer'));
+    expect(racers).toHaveLength(50);
+    expect(new Set(racers.map((u) => u.split('-')[0])).size).toBe(1);
+    expect(Number(await raw.hget(directoryKeys(prefix).userCount, 'store2'))).toBe(51);
+    expect(await raw.keys(`${prefix}{dir}:apply:*`)).toEqual([]); // the losers' staging is gone
+  });
+
+  it('a big apply stages its tables under the one hash tag and leaves no staging keys behind', async () => {
+    const d = await RedisDirectory.open(parseConfig({ directory: { backend: 'redis', redis: { url: redis.url, keyPrefix: prefix } } })
+      .directory.redis, obs(), undefined, { patchLimit: 3 });
+    dirs.push(d);
+    const users = Object.fromEntries(Array.from({ length: 40 }, (_, i) => [`u${i}`, i % 2 ? 'store1' : 'store2']));
+    const file = parseDirectoryText(JSON.stringify({
+      slots: { a: { machine: 'm1', ip: '127.0.0.1' }, b: { machine: 'm2', ip: '127.0.0.2' }, c: { machine: 'm3', ip: '127.0.0.3' },
+        e: { machine: 'm4', ip: '127.0.0.4' } },
+      stores: { store1: { slots: ['a', 'b'], preferredMaster: 'a' }, store2: { slots: ['c', 'e'], preferredMaster: 'c' } }, users }), 'f');
+    const r = await applyDirectory(d, file, { actor: 'test' });
+    expect(r.toVersion).toBe(46);
+    const keys = await raw.keys(`${prefix}*`);
+    for (const k of keys) {
+      expect(k.startsWith(`${prefix}{dir}:`)).toBe(true);
+      expect(k).not.toContain(':apply:');
+      expect(await raw.pttl(k)).toBe(-1);
+    }
+    expect(await raw.hgetall(directoryKeys(prefix).userCount)).toEqual({ store1: '20', store2: '20' });
+    expect((await d.history(100)).map((h) => h.version)).toEqual(Array.from({ length: 46 }, (_, i) => 46 - i));
   });
 
   it('of 50 concurrent failovers with the same expected epoch exactly one wins; the epoch rises by one', async () => {

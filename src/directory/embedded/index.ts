@@ -1,26 +1,38 @@
 /**
  * The embedded backend: the whole directory in this process's memory, persisted to one directory
- * file (JSON, or YAML when the name ends in .yaml/.yml) after every mutation, before the mutation
- * is acknowledged or visible to readers. Reads never wait for mutations.
+ * file (JSON, or YAML when the name ends in .yaml/.yml) after every change, before the change is
+ * acknowledged or visible to readers. Reads never wait for mutations. A change is one mutation or
+ * a whole `directory apply` (commit): either way one save, and one swap of the in-memory view, so
+ * readers see before or after.
  *
  * Several processes may share the file (a running `storeroute serve` and a CLI `store failover`):
- * - every mutation holds the file lock (./lock.ts) from reading the state to saving it: it
- *   re-reads the file when another process saved since this one last read or wrote it, applies
- *   the rules to that fresh state, saves atomically and appends its audit record, then releases;
+ * - every change holds the file lock (./lock.ts) from reading the state to saving it: it re-reads
+ *   the file when another process saved since this one last read or wrote it, applies the rules
+ *   to that fresh state, saves atomically and appends its audit records, then releases;
  * - a running process notices another's save within milliseconds (./sync.ts: fs.watch plus a
  *   stat poll), reloads, and emits a ChangeEvent for every entry that changed, so the read cache
  *   drops it and no lookup is answered from the state before that save.
+ *
+ * A file that vanished, is empty, does not parse, or suddenly holds no users or no stores (while
+ * the last good view had some, and it is no newer save) is refused (./health.ts): lookups keep the
+ * last good view, readiness turns false, and changes are refused with DirectoryUnavailableError
+ * naming the file. Refused rather than re-created from memory: a vanished file may be an unmounted
+ * volume or a file moved on purpose, and writing our view to the path would hide that; the
+ * operator restores the file (or `directory apply`s the layout), and the next reload recovers.
  */
 import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { stringify } from 'yaml';
-import { DirectoryFileError, DirectoryUnavailableError } from '../../core/errors.js';
+import { DirectoryConflictError, DirectoryFileError, DirectoryUnavailableError } from '../../core/errors.js';
 import type { Observability } from '../../core/deps.js';
 import type { AuditRecord, ChangeEvent, DirectorySnapshot, Route, Slot, Store, User } from '../model.js';
-import { auditView, Listeners, MutatingDirectory, type Backend, type FeedEvent } from '../backend.js';
+import type { CommitPlan, CommitResult, Readiness } from '../types.js';
+import { Listeners, MutatingDirectory, type Backend, type FeedEvent } from '../backend.js';
 import { parseDirectoryText, readDirectoryFile, toFileObject } from '../file.js';
-import { canonicalUser, checkActor, planMutation, routeFrom, targetOf, type Change, type Mutation } from '../rules.js';
+import { canonicalUser, checkActor, routeFrom, targetOf, type Mutation } from '../rules.js';
+import { buildChangeSet, type ChangeSet } from '../changeset.js';
+import { emptiedWhy, FileHealth, unparsable, type FileProblemState } from './health.js';
 import { HistoryFile, removeStaleTemps, writeFileAtomic } from './persist.js';
 import { FileLock } from './lock.js';
 import { diffEvents, readWithIdentity, watchFile, type FileWatch } from './sync.js';
@@ -40,23 +52,6 @@ export interface EmbeddedOptions {
   pollMs?: number;
   /** Tests only: false turns fs.watch off, leaving the poll alone. */
   fsWatch?: boolean;
-}
-
-/** A new snapshot with `changes` applied; tables the changes do not touch are shared, not copied. */
-function withChanges(snap: DirectorySnapshot, changes: Change[], version: number): DirectorySnapshot {
-  const next: DirectorySnapshot = { version, slots: snap.slots, stores: snap.stores, users: snap.users };
-  const copied = new Set<string>();
-  for (const c of changes) {
-    const key = c.kind === 'slot' ? 'slots' : c.kind === 'store' ? 'stores' : 'users';
-    if (!copied.has(key)) {
-      (next as unknown as Record<string, unknown>)[key] = { ...next[key] };
-      copied.add(key);
-    }
-    const table = next[key] as Record<string, unknown>;
-    if (c.after === null) delete table[c.name];
-    else table[c.name] = c.after;
-  }
-  return next;
 }
 
 function entryOf(snap: DirectorySnapshot, target: string): Slot | Store | User | null {
@@ -81,8 +76,9 @@ export class EmbeddedDirectory extends MutatingDirectory implements Backend {
   #snap: DirectorySnapshot;
   /** Identity (ino:size:mtime) of the file as this process last read or wrote it. */
   #identity: string | null;
-  /** The identity of a file that failed to parse, so a broken file is logged once, not every poll. */
+  /** The identity of a refused file, so it is not parsed again until it changes. */
   #badIdentity: string | null = null;
+  readonly #health: FileHealth;
   #history: AuditRecord[];
   /** The directory version the in-memory history is complete up to. */
   #historyVersion: number;
@@ -111,6 +107,7 @@ export class EmbeddedDirectory extends MutatingDirectory implements Backend {
     const onError = (err: unknown) => obs.logger.error({ err }, 'directory_listener_failed');
     this.#changes = new Listeners(onError);
     this.#feed = new Listeners(onError);
+    this.#health = new FileHealth(options.file, obs);
   }
 
   /**
@@ -190,34 +187,60 @@ export class EmbeddedDirectory extends MutatingDirectory implements Backend {
 
   /**
    * Adopts the file's state when another process saved since we last read or wrote it; emits a
-   * ChangeEvent for every entry that differs. Runs inside #state. Throws DirectoryFileError for a
-   * file that does not parse (only an outside edit can do that: our saves are atomic).
+   * ChangeEvent for every entry that differs. Runs inside #state. A file that is not the truth
+   * (see the file comment) is refused: DirectoryUnavailableError, and the view stays as it was.
    */
   async #reload(): Promise<void> {
-    const read = await readWithIdentity(this.options.file, this.#identity);
-    if (typeof read !== 'object') return; // unchanged, or removed by hand: the next save recreates it
+    const file = this.options.file;
+    let read;
+    try {
+      // While refused, compare with the refused file, not the last good one: the good file moved
+      // back (same inode, size and mtime) is a change from the refused state.
+      read = await readWithIdentity(file, this.#health.problem ? this.#badIdentity : this.#identity);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code ?? 'error';
+      this.#badIdentity = null;
+      return this.#refuse({ kind: 'unreadable', why: `cannot be read: ${(err as Error).message}`, key: `unreadable:${code}` }, err);
+    }
+    if (read === 'unchanged') {
+      const problem = this.#health.problem;
+      return problem ? this.#refuse(problem) : undefined;
+    }
+    if (read === 'missing') {
+      this.#badIdentity = null;
+      return this.#refuse({ kind: 'missing', why: 'is missing', key: 'missing' });
+    }
     let snap: DirectorySnapshot;
     try {
-      snap = parseDirectoryText(read.text, this.options.file);
+      snap = parseDirectoryText(read.text, file);
     } catch (err) {
-      if (this.#badIdentity !== read.identity) {
-        this.#badIdentity = read.identity;
-        this.obs.logger.error({ err, file: this.options.file }, 'directory_reload_failed');
-      }
-      throw err;
+      this.#badIdentity = read.identity;
+      return this.#refuse(unparsable(read.text, read.identity, err), err);
+    }
+    const emptied = emptiedWhy(this.#snap, snap);
+    if (emptied) {
+      this.#badIdentity = read.identity;
+      return this.#refuse({ kind: 'emptied', why: emptied, key: `emptied:${read.identity}` });
     }
     const before = this.#snap;
     this.#snap = snap;
     this.#identity = read.identity;
+    this.#badIdentity = null;
+    this.#health.ok(snap.version);
     const events = diffEvents(before, snap);
     if (events.length > 0) {
-      this.obs.logger.info({ file: this.options.file, from: before.version, to: snap.version, changed: events.length },
-        'directory_reloaded');
+      this.obs.logger.info({ file, from: before.version, to: snap.version, changed: events.length }, 'directory_reloaded');
     }
     for (const event of events) {
       this.#feed.emit({ type: 'change', event });
       this.#changes.emit(event);
     }
+  }
+
+  #refuse(state: FileProblemState, err?: unknown): never {
+    this.#health.broken(state, this.#snap.version, err);
+    throw new DirectoryUnavailableError(`directory file ${this.options.file} ${state.why}: serving the last good view `
+      + `(version ${this.#snap.version}) and refusing changes until the file is restored`, { cause: err });
   }
 
   /** fs.watch / poll: reload now; a call during a reload makes it run once more (coalesced). */
@@ -230,7 +253,7 @@ export class EmbeddedDirectory extends MutatingDirectory implements Backend {
     this.#refreshing = (async () => {
       do {
         this.#refreshAgain = false;
-        await this.#state.run(() => this.#reload()).catch(() => undefined); // logged in #reload
+        await this.#state.run(() => this.#reload()).catch(() => undefined); // logged by #health
       } while (this.#refreshAgain && !this.#closed);
     })().finally(() => { this.#refreshing = null; });
   }
@@ -254,47 +277,52 @@ export class EmbeddedDirectory extends MutatingDirectory implements Backend {
   }
 
   protected mutate(m: Mutation, actor: string): Promise<Slot | Store | User | null> {
-    return this.#mutations.run(() => this.#mutateNow(m, actor));
+    return this.#mutations.run(async () => entryOf((await this.#change([m], actor)).next, targetOf(m)));
   }
 
-  async #mutateNow(m: Mutation, actor: string): Promise<Slot | Store | User | null> {
+  commit(plan: CommitPlan, actor: string): Promise<CommitResult> {
+    return this.#mutations.run(async () => {
+      const set = await this.#change(plan.mutations, actor, plan.base.version);
+      return { fromVersion: set.fromVersion, toVersion: set.next.version };
+    });
+  }
+
+  /** One change (a mutation, or a whole plan): under the lock, on the fresh file state, one save. */
+  async #change(mutations: Mutation[], actor: string, expectedVersion?: number): Promise<ChangeSet> {
     if (this.#closed) throw new DirectoryUnavailableError('directory is closed');
     checkActor(actor);
     return this.#locked(() => this.#state.run(async () => {
-      try {
-        await this.#reload();
-      } catch (err) {
-        throw new DirectoryUnavailableError(`cannot re-read directory file ${this.options.file}: ${(err as Error).message}`, { cause: err });
+      await this.#reload(); // DirectoryUnavailableError for a refused file
+      const from = this.#snap.version;
+      if (expectedVersion !== undefined && from !== expectedVersion) {
+        throw new DirectoryConflictError(`the directory is at version ${from}, the plan was made at version ${expectedVersion}`,
+          { expected: expectedVersion, actual: from });
       }
-      const target = targetOf(m);
-      const changes = planMutation(this.#snap, m);
-      if (changes.length === 0) return entryOf(this.#snap, target);
-      const next = withChanges(this.#snap, changes, this.#snap.version + 1);
-      const first = changes[0] as Change;
-      const record: AuditRecord = {
-        version: next.version, at: new Date().toISOString(), actor, action: m.op, target,
-        before: auditView(first.before), after: auditView(first.after),
-      };
+      const set = buildChangeSet(this.#snap, mutations, actor);
+      if (set.records.length === 0) return set;
+      const action = mutations.length === 1 ? (mutations[0] as Mutation).op : 'commit';
       try {
         await this.#catchUpHistory();
-        await this.#save(next);
+        await this.#save(set.next);
       } catch (err) {
-        this.obs.logger.error({ err, file: this.options.file, action: m.op, target }, 'directory_save_failed');
+        this.obs.logger.error({ err, file: this.options.file, action, changes: set.records.length }, 'directory_save_failed');
         throw new DirectoryUnavailableError(`cannot save directory file ${this.options.file}: ${(err as Error).message}`, { cause: err });
       }
-      this.#snap = next;
-      this.#history = [record, ...this.#history.slice(0, this.options.historyLimit - 1)];
-      this.#historyVersion = next.version;
+      this.#snap = set.next;
+      const limit = this.options.historyLimit;
+      this.#history = [...set.records.slice(-limit).reverse(), ...this.#history].slice(0, limit);
+      this.#historyVersion = set.next.version;
       try {
-        await this.#historyFile.append(record, () => this.#history);
+        await this.#historyFile.append(set.records, () => this.#history);
       } catch (err) {
-        // The change itself is saved and in force; only its audit line is lost. Say so loudly.
-        this.obs.logger.error({ err, version: record.version, action: m.op, target }, 'directory_history_save_failed');
+        // The change itself is saved and in force; only its audit lines are lost. Say so loudly.
+        this.obs.logger.error({ err, version: set.next.version, action }, 'directory_history_save_failed');
       }
-      const event: ChangeEvent = { version: next.version, action: m.op, target };
-      this.#feed.emit({ type: 'change', event });
-      this.#changes.emit(event);
-      return entryOf(next, target);
+      for (const event of set.events) {
+        this.#feed.emit({ type: 'change', event });
+        this.#changes.emit(event);
+      }
+      return set;
     }));
   }
 
@@ -322,6 +350,17 @@ export class EmbeddedDirectory extends MutatingDirectory implements Backend {
   }
 
   onChange(listener: (event: ChangeEvent) => void): () => void { return this.#changes.add(listener); }
+
+  /** Looks at the file now (a stat, unless it changed), so /readyz does not wait for the next poll. */
+  async readiness(): Promise<Readiness> {
+    if (!this.#closed) {
+      this.#scheduleRefresh();
+      await this.#refreshing;
+    }
+    const why = this.#health.describe();
+    return why ? { ok: false, problems: [why] } : { ok: true, problems: [] };
+  }
+
   watch(listener: (event: FeedEvent) => void): () => void { return this.#feed.add(listener); }
 
   async close(): Promise<void> {

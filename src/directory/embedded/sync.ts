@@ -37,6 +37,28 @@ export async function readWithIdentity(file: string, known: string | null): Prom
   }
 }
 
+/**
+ * Entries are flat records whose only nested values are arrays of names (a store's slots): a
+ * field-by-field compare, several times cheaper than two JSON.stringify calls per entry (a reload
+ * of a 100,000-user file compares them all).
+ */
+function sameEntry(x: unknown, y: unknown): boolean {
+  if (x === y) return true;
+  if (x === undefined || y === undefined) return false;
+  const a = x as Record<string, unknown>;
+  const b = y as Record<string, unknown>;
+  let keys = 0;
+  for (const k in a) {
+    keys++;
+    const p = a[k];
+    const q = b[k];
+    if (p === q) continue;
+    if (!Array.isArray(p) || !Array.isArray(q) || p.length !== q.length || p.some((v, i) => v !== q[i])) return false;
+  }
+  for (const _ in b) keys--;
+  return keys === 0;
+}
+
 /** Above this many changed entries, one "reload everything" event says it more cheaply. */
 const MAX_EVENTS = 1_000;
 
@@ -54,7 +76,7 @@ export function diffEvents(before: DirectorySnapshot, after: DirectorySnapshot):
     for (const name of new Set([...Object.keys(ra), ...Object.keys(rb)])) {
       const x = ra[name];
       const y = rb[name];
-      if (x === y || (x !== undefined && y !== undefined && JSON.stringify(x) === JSON.stringify(y))) continue;
+      if (sameEntry(x, y)) continue;
       events.push({ version: after.version, action: 'reload', target: `${kind}:${name}` });
       if (events.length > MAX_EVENTS) return [{ version: after.version, action: 'reload', target: '*' }];
     }

@@ -14,14 +14,22 @@
  * deadline. Every invalidation up to V was published before that PING reached Redis, so it must
  * have arrived before the PONG: no PONG in time, or a highest seen version below V, means the
  * feed is not to be trusted: `lost`, and the subscriber is dropped and reconnected.
+ *
+ * A `directory apply` is one change set committed by one script (./commit.ts, commit.lua): readers
+ * see the directory before or after it. Whole-directory reads scan big tables in chunks
+ * (./snapshot.ts) so neither an apply nor an export holds lookups up.
  */
 import type { Redis } from 'ioredis';
 import { withDeadline } from '../../core/deadline.js';
 import { DirectoryUnavailableError } from '../../core/errors.js';
 import type { Observability } from '../../core/deps.js';
 import type { AuditRecord, ChangeEvent, DirectorySnapshot, Route, Slot, Store, User } from '../model.js';
+import type { CommitPlan, CommitResult, Readiness } from '../types.js';
 import { Listeners, MutatingDirectory, type Backend, type FeedEvent } from '../backend.js';
 import { canonicalUser, checkActor, slotFromInput, type Mutation } from '../rules.js';
+import { buildChangeSet } from '../changeset.js';
+import { commitChangeSet } from './commit.js';
+import { readSnapshot } from './snapshot.js';
 import { createRedisClient, reconnectDelay, type RedisConfig } from './client.js';
 import { directoryKeys, type DirectoryKeys } from './keys.js';
 import { mapRedisError } from './errors.js';
@@ -45,6 +53,11 @@ function payloadOf(m: Mutation): Record<string, unknown> {
   }
 }
 
+/** Tests only: smaller staging thresholds, so small test directories take the big-apply path. */
+export interface RedisTuning {
+  patchLimit?: number;
+}
+
 function parseEntry<T>(json: string | null | undefined): T | null {
   return json ? (JSON.parse(json) as T) : null;
 }
@@ -64,7 +77,7 @@ export class RedisDirectory extends MutatingDirectory implements Backend {
   readonly #feed: Listeners<FeedEvent>;
 
   private constructor(readonly client: Redis, private readonly sub: Redis, private readonly config: RedisConfig,
-    private readonly obs: Observability, sources: ScriptSources) {
+    private readonly obs: Observability, sources: ScriptSources, private readonly tuning: RedisTuning) {
     super();
     this.#keys = directoryKeys(config.keyPrefix);
     this.#scripts = defineScripts(client, sources);
@@ -74,12 +87,13 @@ export class RedisDirectory extends MutatingDirectory implements Backend {
   }
 
   /** Connects (without failing when Redis is down: lookups answer DirectoryUnavailableError until it is up). */
-  static async open(config: RedisConfig, obs: Observability, sources = loadScriptSources()): Promise<RedisDirectory> {
+  static async open(config: RedisConfig, obs: Observability, sources = loadScriptSources(),
+    tuning: RedisTuning = {}): Promise<RedisDirectory> {
     const client = createRedisClient(config, obs, { role: 'directory' });
     const sub = createRedisClient(config, obs, { role: 'directory-sub', extra: { autoResubscribe: false,
       // The subscriber must not queue SUBSCRIBE behind a dead link; we re-subscribe on `ready`.
       enableOfflineQueue: false, commandTimeout: undefined } });
-    const dir = new RedisDirectory(client, sub, config, obs, sources);
+    const dir = new RedisDirectory(client, sub, config, obs, sources, tuning);
     dir.#wireSubscriber();
     dir.#startLiveness();
     await dir.#waitFeed(config.connectTimeoutMs);
@@ -237,19 +251,53 @@ export class RedisDirectory extends MutatingDirectory implements Backend {
   getSlot(name: string): Promise<Slot | null> { return this.#hget(this.#keys.slots, name); }
 
   async snapshot(): Promise<DirectorySnapshot> {
-    let res: [Error | null, unknown][] | null;
     try {
-      res = await this.client.multi().get(this.#keys.version).hgetall(this.#keys.slots).hgetall(this.#keys.stores)
-        .hgetall(this.#keys.users).exec();
+      return await readSnapshot(this.client, this.#keys);
     } catch (err) {
       throw mapRedisError(err, 'snapshot');
     }
-    if (!res) throw mapRedisError(new Error('transaction aborted'), 'snapshot');
-    const failed = res.find(([e]) => e);
-    if (failed) throw mapRedisError(failed[0], 'snapshot');
-    const table = <T>(i: number) => Object.fromEntries(Object.entries((res?.[i]?.[1] ?? {}) as Record<string, string>)
-      .map(([k, v]) => [k, JSON.parse(v) as T]));
-    return { version: Number(res[0]?.[1] ?? 0), slots: table<Slot>(1), stores: table<Store>(2), users: table<User>(3) };
+  }
+
+  async commit(plan: CommitPlan, actor: string): Promise<CommitResult> {
+    checkActor(actor);
+    // Every rule is checked here, against the snapshot the plan was made on; the script then
+    // refuses unless Redis is still at that version, so the check holds for what is written.
+    const set = buildChangeSet(plan.base, plan.mutations, actor);
+    if (set.records.length === 0) return { fromVersion: set.fromVersion, toVersion: set.fromVersion };
+    try {
+      const to = await commitChangeSet({ client: this.client, scripts: this.#scripts, keys: this.#keys,
+        historyMax: this.config.historyLimit, patchLimit: this.tuning.patchLimit }, set, plan.base, this.#keys.channel);
+      return { fromVersion: set.fromVersion, toVersion: to };
+    } catch (err) {
+      throw mapRedisError(err, 'commit');
+    }
+  }
+
+  /**
+   * Three cheap reads (GET, two HLEN) plus what the connections already know: never a scan, so
+   * /readyz may poll it every second.
+   */
+  async readiness(): Promise<Readiness> {
+    const problems: string[] = [];
+    if (!this.#feedLive) problems.push('the invalidation feed (pub/sub) is not live: caches are bypassed and changes may go unnoticed');
+    if (this.client.status !== 'ready') {
+      problems.push(`Redis is unreachable (connection ${this.client.status})`);
+      return { ok: false, problems };
+    }
+    try {
+      const res = await this.client.multi().get(this.#keys.version).hlen(this.#keys.stores).hlen(this.#keys.slots).exec();
+      const failed = res?.find(([e]) => e);
+      if (!res || failed) throw failed?.[0] ?? new Error('transaction aborted');
+      const [version, stores, slots] = res.map(([, v]) => v) as [string | null, number, number];
+      if (version === null) {
+        problems.push('Redis holds no directory layout (no version key: never applied, wrong db or keyPrefix, or Redis lost its data)');
+      } else if (stores === 0 || slots === 0) {
+        problems.push(`Redis holds no directory layout (version ${version}: ${stores} stores, ${slots} slots)`);
+      }
+    } catch (err) {
+      problems.push(`Redis is unreachable: ${(err as Error).message}`);
+    }
+    return { ok: problems.length === 0, problems };
   }
 
   async version(): Promise<number> {

@@ -9,7 +9,8 @@ import { readFileSync } from 'node:fs';
 import type { Redis } from 'ioredis';
 import type { Mutation } from '../rules.js';
 
-export const SCRIPT_VERSION = 3;
+/** 4: a 7th key (retiredEpochs) for every mutation script; commit.lua. */
+export const SCRIPT_VERSION = 4;
 
 export const MUTATION_SCRIPTS = [
   'createSlot', 'updateSlot', 'deleteSlot', 'setSlotState',
@@ -27,13 +28,14 @@ function source(name: string): string {
 export interface ScriptSources {
   mutations: Record<MutationScript, string>;
   resolve: string;
+  commit: string;
 }
 
 export function loadScriptSources(): ScriptSources {
   const common = source('common');
   const mutations = {} as Record<MutationScript, string>;
   for (const name of MUTATION_SCRIPTS) mutations[name] = `${common}\n${source(name)}`;
-  return { mutations, resolve: source('resolve') };
+  return { mutations, resolve: source('resolve'), commit: source('commit') };
 }
 
 export function commandName(script: string): string {
@@ -47,22 +49,27 @@ export interface DirectoryScripts {
   mutate(script: MutationScript, keys: string[], args: string[]): Promise<[number, string]>;
   /** The JSON text `[version, user, store, slot]`, or version (unknown user), 0 (no directory), -1 (dangling): resolve.lua. */
   resolve(keys: string[], user: string): Promise<number | string>;
+  /** commit.lua: the new version. */
+  commit(keys: string[], args: string[]): Promise<number>;
 }
 
 export function defineScripts(client: Redis, sources: ScriptSources): DirectoryScripts {
   for (const name of MUTATION_SCRIPTS) {
-    client.defineCommand(commandName(name), { numberOfKeys: 6, lua: sources.mutations[name] });
+    client.defineCommand(commandName(name), { numberOfKeys: 7, lua: sources.mutations[name] });
   }
   client.defineCommand(commandName('resolve'), { numberOfKeys: 4, lua: sources.resolve, readOnly: true });
+  client.defineCommand(commandName('commit'), { numberOfKeys: 11, lua: sources.commit });
   const fn = (name: string): ScriptFn => {
     const f = (client as unknown as Record<string, ScriptFn>)[commandName(name)];
     if (typeof f !== 'function') throw new Error(`script ${name} was not defined`);
     return f.bind(client);
   };
   const resolveFn = fn('resolve');
+  const commitFn = fn('commit');
   const mutationFns = Object.fromEntries(MUTATION_SCRIPTS.map((n) => [n, fn(n)])) as Record<MutationScript, ScriptFn>;
   return {
     mutate: async (script, keys, args) => (await mutationFns[script](...keys, ...args)) as [number, string],
     resolve: async (keys, user) => (await resolveFn(...keys, user)) as number | string,
+    commit: async (keys, args) => (await commitFn(...keys, ...args)) as number,
   };
 }

@@ -7,6 +7,8 @@ Every mutation script takes the same keys and leading arguments:
   KEYS[4] users      hash: user name  -> user JSON
   KEYS[5] history    list: audit record JSON, newest first, capped (LPUSH + LTRIM)
   KEYS[6] userCount  hash: store name -> number of users on it or moving to it
+  KEYS[7] retiredEpochs  hash: deleted store name -> the highest epoch it reached (a store created
+                     again under the name starts above it: an old compare-and-set never wins again)
   ARGV[1] channel     pub/sub channel for invalidations
   ARGV[2] actor       who (1-200 bytes), recorded in the audit record
   ARGV[3] historyMax  audit records kept (integer >= 1)
@@ -19,14 +21,15 @@ Errors (mapped to typed errors in src/directory/redis/errors.ts, the one place):
   SR_NOTFOUND <slot|store|user> <n> -> DirectoryNotFoundError
   SR_CONFLICT <expected> <actual> <text> epoch compare-and-set lost -> DirectoryConflictError
 ]]
-local K_VERSION, K_SLOTS, K_STORES, K_USERS, K_HISTORY, K_USERCOUNT = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local K_VERSION, K_SLOTS, K_STORES, K_USERS, K_HISTORY, K_USERCOUNT, K_RETIRED =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
 
 local function fail(kind, detail) error({ err = 'SR_' .. kind .. ' ' .. detail }) end
 local function rule(name, text) fail('RULE', name .. ' ' .. text) end
 local function notfound(kind, name) fail('NOTFOUND', kind .. ' ' .. tostring(name)) end
 local function show(v) if type(v) == 'string' then return '"' .. v .. '"' end return tostring(v) end
 
-if #KEYS ~= 6 then fail('ARG', 'expected 6 keys, got ' .. #KEYS) end
+if #KEYS ~= 7 then fail('ARG', 'expected 7 keys, got ' .. #KEYS) end
 local CHANNEL, ACTOR, HISTORY_MAX = ARGV[1], ARGV[2], tonumber(ARGV[3])
 if type(CHANNEL) ~= 'string' or #CHANNEL == 0 then fail('ARG', 'channel missing') end
 if type(ACTOR) ~= 'string' or #ACTOR == 0 or #ACTOR > 200 then
