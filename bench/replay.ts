@@ -16,7 +16,8 @@ import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { parseConfig } from '../src/config/index.js';
 import { createDirectory } from '../src/directory/index.js';
-import { openJournal, replayStore } from '../src/journal/index.js';
+import { openJournal } from '../src/journal/index.js';
+import { replayStore } from '../src/replay/index.js';
 import { replies } from '../src/core/replies.js';
 import { smtpSource, startSink } from './lmtp.js';
 

@@ -1,22 +1,23 @@
 /**
  * Composition root: config → logger, metrics, directory → journal → LMTP proxy, auth_http, admin
- * API; signals and draining. The only place where capabilities meet. Nothing runs at import.
+ * API (its POST /replay and the instance heartbeat come from replay/); signals and draining. The
+ * only place where capabilities meet. Nothing runs at import.
  */
 import { existsSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { pino, type Logger } from 'pino';
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import type { Config } from './config/index.js';
+import { adminConfigWarnings } from './config/sections/admin.js';
 import type { Observability } from './core/deps.js';
 import { LineBatcher } from './core/log-batch.js';
 import { ConfigError, type FileProblem } from './core/errors.js';
-import { createDirectory, createRedisClient } from './directory/index.js';
-import type { Directory } from './directory/types.js';
-import { openJournal, replayStore, parseReplayRequest, type Journal } from './journal/index.js';
+import { createDirectory, createRedisClient, type Directory } from './directory/index.js';
+import { openJournal, type Journal } from './journal/index.js';
 import { createLmtpServer } from './lmtp/index.js';
-import { authConfigProblems, createAuthServer, createMemoryThrottle, createRedisThrottle } from './auth/index.js';
+import { authConfigProblems, authConfigWarnings, createAuthServer, createMemoryThrottle, createRedisThrottle } from './auth/index.js';
 import { createAdminServer, type AdminRoute } from './admin/index.js';
-import { startHeartbeat } from './admin/heartbeat.js';
+import { replayStore, parseReplayRequest, startHeartbeat } from './replay/index.js';
 
 export interface Running {
   /** Bound addresses, for tests and the start-up log. */
@@ -91,10 +92,17 @@ export function startupProblems(config: Config): FileProblem[] {
   return problems;
 }
 
+/** What is unsafe but servable (the example's public secrets): logged at every start. */
+export function startupWarnings(config: Config): FileProblem[] {
+  return [...authConfigWarnings(config.auth), ...adminConfigWarnings(config)];
+}
+
 export async function startStoreroute(config: Config, logger = createLogger(config.log)): Promise<Running> {
   const problems = startupProblems(config);
   if (problems.length > 0) throw new ConfigError('(config)', problems);
   const obs: Observability = { logger, metrics: createMetrics() };
+  // Said at every start, not once: a warning that scrolled away on the first day is no warning.
+  for (const w of startupWarnings(config)) logger.warn({ path: w.path, problem: w.message }, 'config_warning');
   const stops: Array<() => Promise<void>> = [];
   // Unwind what started so far if a later part fails: a half-started proxy must not linger.
   const unwind = async () => {
@@ -143,8 +151,13 @@ export async function startStoreroute(config: Config, logger = createLogger(conf
         config: config.admin,
         obs,
         readiness: [
-          { name: 'directory', check: async () => (await directory.version()) >= 0 },
-          { name: 'journal', check: async () => !config.journal.enabled || Boolean(journal) },
+          // Reachable, holding a layout, its invalidation feed live (or, embedded, its file sane):
+          // a directory with no stores would make every recipient unknown.
+          { name: 'directory', check: async () => {
+            const r = await directory.readiness();
+            return r.ok || r.problems.join('; ');
+          } },
+          { name: 'journal', check: async () => (journal ? (await journal.problem()) ?? true : true) },
         ],
         routes,
       });
@@ -152,7 +165,8 @@ export async function startStoreroute(config: Config, logger = createLogger(conf
       stops.push(() => admin.close());
       if (directory.kind === 'redis') {
         const name = config.admin.instanceName ?? `${hostname()}:${running.admin.port}`;
-        const hb = startHeartbeat({ config: config.directory.redis, name, url: running.admin.url, intervalMs: config.admin.heartbeatMs, obs });
+        const hb = startHeartbeat({ config: config.directory.redis, name, url: running.admin.url, intervalMs: config.admin.heartbeatMs, obs,
+          token: config.admin.token });
         stops.push(() => hb.stop());
       }
     }

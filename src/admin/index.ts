@@ -1,22 +1,26 @@
 /**
- * The admin HTTP API: /metrics (Prometheus), /healthz (process alive), /readyz (directory answers
- * and the journal is open), and token-protected operator routes (POST /replay …). It binds to
- * loopback unless configured otherwise: these routes can re-deliver mail.
+ * The admin HTTP API: /metrics (Prometheus), /healthz (process alive), /readyz (every readiness
+ * check the composition root registers, with the reason for each that fails), and token-protected
+ * operator routes (POST /replay …). It binds to loopback unless configured otherwise: these
+ * routes can re-deliver mail.
  *
  * Routes are registered by the composition root (main.ts), so this module knows nothing of the
- * journal or the directory: it only frames HTTP, checks the token and maps errors.
+ * journal or the directory: it only frames HTTP, checks the token and maps errors (status.ts).
  */
 import { createServer, type IncomingMessage, type ServerResponse, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Config } from '../config/index.js';
 import type { Observability } from '../core/deps.js';
-import { StorerouteError } from '../core/errors.js';
 import { bearerMatches } from './auth-token.js';
+import { httpErrorFor } from './status.js';
 
 export interface ReadinessCheck {
   name: string;
-  /** Resolves true when ready; false or a rejection means not ready. */
-  check: () => Promise<boolean>;
+  /**
+   * Resolves true when ready; false, a string (why not, shown to whoever polls /readyz at
+   * 3 a.m.) or a rejection means not ready.
+   */
+  check: () => Promise<boolean | string>;
 }
 
 export type AdminHandler = (body: unknown, query: URLSearchParams) => Promise<unknown>;
@@ -53,11 +57,14 @@ export function createAdminServer(opts: {
     if (req.method === 'GET' && url.pathname === '/healthz') return sendJson(res, 200, { ok: true });
     if (req.method === 'GET' && url.pathname === '/readyz') {
       const checks: Record<string, boolean> = {};
+      const problems: Record<string, string> = {};
       await Promise.all(readiness.map(async (r) => {
-        checks[r.name] = await r.check().catch(() => false);
+        const result = await r.check().catch((err: unknown) => `check failed: ${(err as Error)?.message ?? String(err)}`);
+        checks[r.name] = result === true;
+        if (typeof result === 'string') problems[r.name] = result;
       }));
       const ok = Object.values(checks).every(Boolean);
-      return sendJson(res, ok ? 200 : 503, { ok, checks });
+      return sendJson(res, ok ? 200 : 503, ok ? { ok, checks } : { ok, checks, problems });
     }
 
     const route = routes.find((r) => r.path === url.pathname);
@@ -88,10 +95,9 @@ export function createAdminServer(opts: {
       log.info({ path: url.pathname }, 'admin_request');
       return sendJson(res, 200, result);
     } catch (err) {
-      const e = err as Error;
-      const status = err instanceof StorerouteError && err.code !== 'DIRECTORY_UNAVAILABLE' ? 400 : 500;
-      log.warn({ path: url.pathname, err: e.message }, 'admin_request_failed');
-      return sendJson(res, status, { error: e.message, code: (err as StorerouteError).code });
+      const { status, body } = httpErrorFor(err);
+      log.warn({ path: url.pathname, status, code: body.code, err: body.error }, 'admin_request_failed');
+      return sendJson(res, status, body);
     }
   }
 
@@ -154,3 +160,4 @@ function send(res: ServerResponse, status: number, body: string, type: string): 
 function sendJson(res: ServerResponse, status: number, value: unknown): void {
   send(res, status, JSON.stringify(value) + '\n', 'application/json');
 }
+export { httpErrorFor, httpStatusFor, type HttpError } from './status.js';

@@ -26,6 +26,23 @@ export function authConfigProblems(auth: Config['auth']): FileProblem[] {
   }];
 }
 
+/** The shared secret the example config ships with: public, so it keeps nobody out. */
+export const EXAMPLE_SHARED_SECRET = 'change-me-before-production';
+
+/**
+ * What `serve` warns about at every start (and `config check` prints) without refusing: the
+ * example's public shared secret lets any process on an allowFrom address ask where mailboxes
+ * live. Refusing would break `npm start` for a first trial, so it is a warning, every time.
+ */
+export function authConfigWarnings(auth: Config['auth']): FileProblem[] {
+  if (!auth.enabled || auth.sharedSecret?.value !== EXAMPLE_SHARED_SECRET) return [];
+  return [{
+    path: 'auth.sharedSecret.value',
+    message: `is the example's public value "${EXAMPLE_SHARED_SECRET}": anyone who read the example can ask where mailboxes `
+      + 'live; set a secret of your own here and in nginx\'s `auth_http_header`',
+  }];
+}
+
 /** "10.0.0.0/8", "::1/128" or a bare address. null when it is neither. */
 function parseCidr(entry: string): { address: string; prefix: number; family: 'ipv4' | 'ipv6' } | null {
   const slash = entry.indexOf('/');

@@ -5,7 +5,7 @@
  * the decision itself in login.ts.
  */
 import type { Config } from '../config/index.js';
-import type { Directory } from '../directory/types.js';
+import type { Directory } from '../directory/index.js';
 import type { Observability } from '../core/deps.js';
 import { addressSet, authConfigProblems, secretMatches } from './access.js';
 import { ConfigError } from '../core/errors.js';
@@ -18,7 +18,7 @@ import { createMemoryThrottleStore, type ThrottleStore } from './throttle.js';
 import { createRedisThrottleStore } from './throttle-redis.js';
 import type { Cluster, Redis } from 'ioredis';
 
-export { authConfigProblems } from './access.js';
+export { authConfigProblems, authConfigWarnings, EXAMPLE_SHARED_SECRET } from './access.js';
 export type { SocketLayer } from './link.js';
 export { hashPassword, verifyPassword, isPasswordHash, DEFAULT_SCRYPT, type ScryptParams } from './password.js';
 export { createMemoryThrottleStore, type ThrottleStore, type ThrottleCounts } from './throttle.js';

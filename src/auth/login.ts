@@ -13,8 +13,7 @@
  */
 import type { Logger } from 'pino';
 import type { Config } from '../config/index.js';
-import type { Directory } from '../directory/types.js';
-import type { Route } from '../directory/model.js';
+import type { Directory, Route } from '../directory/index.js';
 import { withDeadline } from '../core/deadline.js';
 import { StorerouteError } from '../core/errors.js';
 import { answers, type AuthAnswer } from './response.js';

@@ -3,7 +3,7 @@ import { InvalidArgumentError, type Command } from 'commander';
 import { actorOf, withDirectory, type DirectoryAccess, type GlobalOptions } from './context.js';
 import type { CliIo } from './io.js';
 import type { Config } from '../config/index.js';
-import type { Directory } from '../directory/types.js';
+import type { Directory } from '../directory/index.js';
 
 export interface JsonOption {
   json?: boolean;

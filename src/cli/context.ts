@@ -8,8 +8,7 @@ import { resolve } from 'node:path';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { loadConfig, parseConfig, type Config, type ConfigInput } from '../config/index.js';
-import { createDirectory } from '../directory/index.js';
-import type { Directory } from '../directory/types.js';
+import { createDirectory, type Directory } from '../directory/index.js';
 
 /** The program's global options, as `command.optsWithGlobals()` returns them. */
 export interface GlobalOptions {

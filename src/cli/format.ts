@@ -3,8 +3,7 @@
  * leave the directory through the CLI: they are shown as set/unset only.
  */
 import { formatTable, type Cell } from './table.js';
-import type { AuditRecord, DirectorySnapshot, Slot, Store, User } from '../directory/model.js';
-import { isRunningBackwards } from '../directory/model.js';
+import { isRunningBackwards, type AuditRecord, type DirectorySnapshot, type Slot, type Store, type User } from '../directory/index.js';
 
 /** A user record fit for printing: the hash replaced by a flag. */
 export function publicUser(user: User): Omit<User, 'passwordHash'> & { hasPassword: boolean } {

@@ -10,10 +10,11 @@ import { Registry } from 'prom-client';
 import type { Config } from '../config/index.js';
 import { ConfigError } from '../core/errors.js';
 import { createRedisClient } from '../directory/index.js';
-import { openJournalReader, parseReplayRequest, replayStore, type ReplayItem, type ReplaySummary } from '../journal/index.js';
+import { openJournalReader } from '../journal/index.js';
 import {
-  listInstances, registryKey, replayOnInstance, sumSummaries, type InstanceFailureCode, type InstanceReplayResult,
-} from '../journal/instances.js';
+  listInstances, parseReplayRequest, registryKey, replayOnInstance, replayStore, sumSummaries,
+  type InstanceFailureCode, type InstanceReplayResult, type ReplayItem, type ReplaySummary,
+} from '../replay/index.js';
 import { actorOf, loadCliConfig, withDirectory, type GlobalOptions } from './context.js';
 import { EXIT, printJson, processIo, SilentExit, UsageError, type CliIo } from './io.js';
 

@@ -1,6 +1,6 @@
 /** `storeroute slot list|show|set-state` */
 import { Argument, type Command } from 'commander';
-import { SLOT_STATES, type SlotState } from '../directory/model.js';
+import { SLOT_STATES, type SlotState } from '../directory/index.js';
 import { DirectoryNotFoundError } from '../core/errors.js';
 import { actorFor, onDirectory, type JsonOption } from './command.js';
 import { byName, slotRole, slotTable } from './format.js';

@@ -1,6 +1,6 @@
 /** `storeroute status`: what an operator on call wants to see first. */
 import type { Command } from 'commander';
-import { isRunningBackwards, mastersPerMachine, type DirectorySnapshot } from '../directory/model.js';
+import { isRunningBackwards, mastersPerMachine, type DirectorySnapshot } from '../directory/index.js';
 import { onDirectory, type JsonOption } from './command.js';
 import { byName, slotRole } from './format.js';
 import { printJson, type CliIo } from './io.js';

@@ -1,6 +1,6 @@
 /** `storeroute store list|show|failover|set-state` */
 import { Argument, Option, type Command } from 'commander';
-import { STORE_STATES, isRunningBackwards, type StoreState } from '../directory/model.js';
+import { STORE_STATES, isRunningBackwards, type StoreState } from '../directory/index.js';
 import { DirectoryNotFoundError } from '../core/errors.js';
 import { actorFor, nonNegativeInt, onDirectory, type JsonOption } from './command.js';
 import { byName, slotTable, storeTable, userCounts } from './format.js';

@@ -1,6 +1,6 @@
 /** `storeroute user show|move|set-state|set-password` */
 import { Argument, Option, type Command } from 'commander';
-import { USER_STATES, type User, type UserState } from '../directory/model.js';
+import { USER_STATES, type User, type UserState } from '../directory/index.js';
 import { DirectoryNotFoundError } from '../core/errors.js';
 import { hashPassword } from '../auth/index.js';
 import { actorFor, onDirectory, type JsonOption } from './command.js';

@@ -1,40 +1,46 @@
 /**
- * Domain errors. Each has a stable `code` (for logs, metrics and tests) and the wire reply it
- * stands for, so the LMTP edge and the auth_http edge map an error to an answer in one place.
- * An error that is not a StorerouteError is, by definition, transient (`internalError`).
+ * Domain errors. Each has a stable `code` (for logs, metrics and tests) and the facts of what
+ * happened (slot, kind, entry, expected/actual, problems, cause), never its wire form: each edge
+ * maps a code to its own answer, in one place (LMTP replies: src/lmtp/reply.ts; admin HTTP
+ * statuses: src/admin/status.ts; auth_http holds the login on any lookup failure:
+ * src/auth/login.ts). An error that is not a StorerouteError is, by definition, transient.
  */
-import { replies, type Reply } from './replies.js';
 
-export type ErrorCode =
-  | 'DIRECTORY_UNAVAILABLE'
-  | 'DIRECTORY_CONFLICT'
-  | 'DIRECTORY_RULE'
-  | 'DIRECTORY_NOT_FOUND'
-  | 'DIRECTORY_FILE_INVALID'
-  | 'CONFIG_INVALID'
-  | 'BACKEND_UNREACHABLE'
-  | 'BACKEND_TIMEOUT'
-  | 'BACKEND_LOST'
-  | 'BACKEND_PROTOCOL'
-  | 'JOURNAL_CORRUPT'
-  | 'JOURNAL_UNAVAILABLE'
-  | 'DEADLINE_EXCEEDED';
+/**
+ * Every code, in one list. The edges' tables are typed `Record<ErrorCode, …>` and a test walks
+ * this list, so a new code cannot ship without a decision for its wire form at each edge.
+ */
+export const ERROR_CODES = [
+  'DIRECTORY_UNAVAILABLE',
+  'DIRECTORY_CONFLICT',
+  'DIRECTORY_RULE',
+  'DIRECTORY_NOT_FOUND',
+  'DIRECTORY_FILE_INVALID',
+  'CONFIG_INVALID',
+  'BACKEND_UNREACHABLE',
+  'BACKEND_TIMEOUT',
+  'BACKEND_LOST',
+  'BACKEND_PROTOCOL',
+  'JOURNAL_CORRUPT',
+  'JOURNAL_UNAVAILABLE',
+  'DEADLINE_EXCEEDED',
+] as const;
+
+export type ErrorCode = (typeof ERROR_CODES)[number];
 
 export class StorerouteError extends Error {
   readonly code: ErrorCode;
-  readonly reply: Reply;
-  constructor(code: ErrorCode, message: string, reply: Reply, options?: { cause?: unknown }) {
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.name = new.target.name;
     this.code = code;
-    this.reply = reply;
   }
 }
 
 /** The directory could not answer (Redis down, timeout, cache bypass failed). Never "unknown user". */
 export class DirectoryUnavailableError extends StorerouteError {
   constructor(message: string, options?: { cause?: unknown }) {
-    super('DIRECTORY_UNAVAILABLE', message, replies.directoryUnavailable(), options);
+    super('DIRECTORY_UNAVAILABLE', message, options);
   }
 }
 
@@ -43,7 +49,7 @@ export class DirectoryConflictError extends StorerouteError {
   readonly expected: number | undefined;
   readonly actual: number | undefined;
   constructor(message: string, detail: { expected?: number; actual?: number } = {}) {
-    super('DIRECTORY_CONFLICT', message, replies.internalError());
+    super('DIRECTORY_CONFLICT', message);
     this.expected = detail.expected;
     this.actual = detail.actual;
   }
@@ -54,7 +60,7 @@ export class DirectoryRuleError extends StorerouteError {
   /** Stable rule name, e.g. "SLOT_IN_STORE", "SAME_MACHINE", "TARGET_DOWN". */
   readonly rule: string;
   constructor(rule: string, message: string) {
-    super('DIRECTORY_RULE', message, replies.internalError());
+    super('DIRECTORY_RULE', message);
     this.rule = rule;
   }
 }
@@ -63,7 +69,7 @@ export class DirectoryNotFoundError extends StorerouteError {
   readonly kind: 'slot' | 'store' | 'user';
   readonly entry: string;
   constructor(kind: 'slot' | 'store' | 'user', entry: string) {
-    super('DIRECTORY_NOT_FOUND', `${kind} ${JSON.stringify(entry)} does not exist`, replies.internalError());
+    super('DIRECTORY_NOT_FOUND', `${kind} ${JSON.stringify(entry)} does not exist`);
     this.kind = kind;
     this.entry = entry;
   }
@@ -84,7 +90,7 @@ export class DirectoryFileError extends StorerouteError {
   readonly file: string;
   readonly problems: FileProblem[];
   constructor(file: string, problems: FileProblem[]) {
-    super('DIRECTORY_FILE_INVALID', describeProblems(file, problems), replies.internalError());
+    super('DIRECTORY_FILE_INVALID', describeProblems(file, problems));
     this.file = file;
     this.problems = problems;
   }
@@ -94,32 +100,37 @@ export class ConfigError extends StorerouteError {
   readonly file: string;
   readonly problems: FileProblem[];
   constructor(file: string, problems: FileProblem[]) {
-    super('CONFIG_INVALID', describeProblems(file, problems), replies.internalError());
+    super('CONFIG_INVALID', describeProblems(file, problems));
     this.file = file;
     this.problems = problems;
   }
 }
 
+export type BackendCode = 'BACKEND_UNREACHABLE' | 'BACKEND_TIMEOUT' | 'BACKEND_LOST' | 'BACKEND_PROTOCOL';
+
 export class BackendError extends StorerouteError {
+  declare readonly code: BackendCode;
   readonly slot: string;
-  constructor(code: 'BACKEND_UNREACHABLE' | 'BACKEND_TIMEOUT' | 'BACKEND_LOST' | 'BACKEND_PROTOCOL',
-    slot: string, message: string, options?: { cause?: unknown }) {
-    const r = code === 'BACKEND_UNREACHABLE' ? replies.backendUnreachable()
-      : code === 'BACKEND_TIMEOUT' ? replies.backendTimeout()
-      : code === 'BACKEND_LOST' ? replies.backendLost()
-      : replies.internalError();
-    super(code, message, r, options);
+  constructor(code: BackendCode, slot: string, message: string, options?: { cause?: unknown }) {
+    super(code, message, options);
     this.slot = slot;
   }
 }
 
-export class DeadlineError extends StorerouteError {
-  constructor(what: string, ms: number) {
-    super('DEADLINE_EXCEEDED', `${what} did not finish within ${ms} ms`, replies.internalError());
+/** The replay journal cannot take or give records (not writable, locked by another process, closed). */
+export class JournalUnavailableError extends StorerouteError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('JOURNAL_UNAVAILABLE', message, options);
   }
 }
 
-/** The reply for any thrown value: a StorerouteError's own, else a transient internal error. */
-export function replyFor(err: unknown): Reply {
-  return err instanceof StorerouteError ? err.reply : replies.internalError();
+export class DeadlineError extends StorerouteError {
+  /** What ran out of time, and its budget. */
+  readonly what: string;
+  readonly ms: number;
+  constructor(what: string, ms: number) {
+    super('DEADLINE_EXCEEDED', `${what} did not finish within ${ms} ms`);
+    this.what = what;
+    this.ms = ms;
+  }
 }

@@ -1,6 +1,7 @@
 /**
  * Every LMTP/SMTP answer storeroute gives is built here, by name, so that a reply code and its
  * RFC 3463 enhanced code are chosen once and the rest of the code speaks of *what happened*.
+ * This is the data; which outcome or error gets which reply is decided in src/lmtp/reply.ts.
  *
  * Transient is the default: anything not known to be permanent is a 4xx, so postfix keeps the
  * message queued. Every 5xx constructor below names the permanent truth it stands for.

@@ -1,6 +1,8 @@
 /**
- * The replay journal's entry point. `openJournal` gives the LMTP DATA path its JournalSink and
- * replay its reader; `replayStore` re-delivers a store's window after a failover.
+ * The replay journal's entry point: storage only. `openJournal` gives the LMTP DATA path its
+ * JournalSink and replay (src/replay/, a floor above) its reader; `openJournalReader` reads a
+ * journal another process is writing. Choosing what to re-deliver and delivering it live in
+ * src/replay/; this folder imports nothing above core/ and config/.
  */
 import { mkdir } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
@@ -16,9 +18,9 @@ export type { JournalStats } from './metrics.js';
 export type { JournalConfig, OpenJournalOptions } from './journal.js';
 export { openJournalReader, type JournalReader, type JournalSession } from './read-only.js';
 export { JournalRecordGoneError } from './segment-files.js';
-export { replayStore, type ReplayOptions, type ReplaySummary, type ReplayItem, type ReplayItemOutcome } from './replay.js';
-export { replayRequestSchema, parseReplayRequest, type ReplayRequest, type ReplayRequestInput } from './replay-request.js';
-export { LEDGER_FILE } from './ledger.js';
+// For replay: it keeps its lock and ledger in the journal's directory and fails like the journal.
+export { journalUnavailable } from './journal.js';
+export { lockJournalDir, REPLAY_LOCK_FILE } from './lock.js';
 import { readSession, type JournalReader } from './read-only.js';
 
 export interface Journal extends JournalSink, JournalReader {
@@ -27,6 +29,8 @@ export interface Journal extends JournalSink, JournalReader {
   /** The record's body bytes, each chunk verified against its checksum. */
   openBody(record: JournalRecord): Readable;
   stats(): JournalStats;
+  /** null while new records can be written; otherwise why not (for /readyz). */
+  problem(): Promise<string | null>;
   /** Runs rotation and retention now (they also run on a timer). */
   maintain(): Promise<void>;
   /** Seals what is open (fsync unless durability is off) and releases the directory lock. */
@@ -62,6 +66,7 @@ export async function openJournal(config: JournalConfig, obs: Observability, opt
     openBody: (record: JournalRecord) => journal.openBody(record),
     session: () => journal.session(),
     stats: () => journal.stats(),
+    problem: () => journal.problem(),
     maintain: () => journal.maintain(),
     close: async () => {
       await journal.close();
@@ -83,6 +88,7 @@ function disabledJournal(dir: string): Journal {
     openBody: openRecordBody,
     session: () => readSession(nothing),
     stats: () => ({ bytes: 0, records: 0, segments: 0, oldestRecordAgeMs: 0, corruptFramesSkipped: 0, fsyncs: 0, fsyncSeconds: 0 }),
+    problem: () => Promise.resolve(null),
     maintain: () => Promise.resolve(),
     close: () => Promise.resolve(),
   };

@@ -9,13 +9,13 @@
  * fresh segment; it never throws out of a timer or crashes the process.
  */
 import { randomFillSync } from 'node:crypto';
-import { mkdir, readdir, stat, truncate, unlink, rename } from 'node:fs/promises';
+import { access, mkdir, readdir, stat, truncate, unlink, rename } from 'node:fs/promises';
+import { constants } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { Config } from '../config/index.js';
 import type { Observability } from '../core/deps.js';
-import { StorerouteError } from '../core/errors.js';
-import { replies } from '../core/replies.js';
+import { JournalUnavailableError, StorerouteError } from '../core/errors.js';
 import { Entry, type EntryHost } from './entry.js';
 import { FramePool } from './frame-pool.js';
 import { journalMetrics, type JournalMetrics, type JournalStats } from './metrics.js';
@@ -35,8 +35,8 @@ export interface OpenJournalOptions {
   now?: () => number;
 }
 
-export function journalUnavailable(message: string, cause?: unknown): StorerouteError {
-  return new StorerouteError('JOURNAL_UNAVAILABLE', message, replies.journalUnavailable(), { cause });
+export function journalUnavailable(message: string, cause?: unknown): JournalUnavailableError {
+  return new JournalUnavailableError(message, { cause });
 }
 
 interface SyncWaiter { seg: SegmentWriter; resolve: () => void; reject: (e: unknown) => void }
@@ -177,6 +177,22 @@ export class FileJournal implements EntryHost {
   begin(info: JournalMessageInfo): JournalEntry {
     if (this.#active.failed || this.#closed) return failedEntry(journalUnavailable('journal is not writable', this.#active.failed));
     return new Entry(this, this.#active, info);
+  }
+
+  /**
+   * For /readyz: null while records can be written, else why not. A segment that hit a write
+   * error stays failed until a rotation replaces it, and the folder itself must still take new
+   * files (a disk remounted read-only, a deleted folder), or the next rotation fails too.
+   */
+  async problem(): Promise<string | null> {
+    if (this.#closed) return 'journal is closed';
+    if (this.#active.failed) return `journal segment ${this.#active.file} failed: ${this.#active.failed.message}`;
+    try {
+      await access(this.dir, constants.W_OK);
+    } catch (err) {
+      return `journal folder ${this.dir} is not writable: ${(err as Error).message}`;
+    }
+    return null;
   }
 
   writable(seg: SegmentWriter): boolean {

@@ -5,8 +5,8 @@
  *
  * Replies are matched to commands strictly in order: every command pushes one waiter, every reply
  * resolves the oldest one. That makes pipelining safe. Any failure (timeout, close, protocol
- * error) destroys the session and rejects every waiter with one BackendError, whose `.reply` is
- * the 451 postfix gets.
+ * error) destroys the session and rejects every waiter with one BackendError, whose code decides
+ * the 451 postfix gets (reply.ts).
  */
 import { connect, type Socket } from 'node:net';
 import { BackendError } from '../core/errors.js';

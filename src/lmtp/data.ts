@@ -10,10 +10,11 @@
 import type { Readable } from 'node:stream';
 import { BackendError } from '../core/errors.js';
 import { withDeadline } from '../core/deadline.js';
-import { isSuccess, replies, type Reply } from '../core/replies.js';
-import type { JournalEntry, JournalRecipient } from '../journal/types.js';
+import { isSuccess, type Reply } from '../core/replies.js';
+import type { JournalEntry, JournalRecipient } from '../journal/index.js';
 import { HeaderScanner } from './message-id.js';
-import { relayBackendReply, type AcceptedRecipient, type Leg, type Transaction } from './transaction.js';
+import { hasFailed, type AcceptedRecipient, type Leg, type Transaction } from './transaction.js';
+import { lmtpReply, relayBackendReply } from './reply.js';
 
 export interface DataOptions {
   journal: JournalEntry | null;
@@ -72,12 +73,12 @@ export async function streamData(tx: Transaction, source: SmtpDataStream, opts: 
   const candidates = journalDown ? [] : tx.allLegs.filter((l) => l.recipients.length > 0);
   const legs: Leg[] = [];
   await Promise.race([goneNow, Promise.all(candidates.map(async (leg) => {
-    if (leg.failed || !leg.session) return;
+    if (hasFailed(leg) || !leg.session) return;
     try {
       const go = await leg.session.beginData();
       if (go.code === 354) legs.push(leg);
       else for (const r of leg.recipients) settle(r, relayBackendReply(go));
-      if (go.code !== 354) leg.finished = true; // the backend ended the transaction itself
+      if (go.code !== 354) tx.finishLeg(leg); // the backend ended the transaction itself
     } catch (err) {
       tx.failLeg(leg, err);
     }
@@ -159,7 +160,7 @@ export async function streamData(tx: Transaction, source: SmtpDataStream, opts: 
   // 3. The final dot, and one reply per recipient from each leg.
   await Promise.all(live.map(async (leg) => {
     const session = leg.session;
-    if (!session || leg.failed) return;
+    if (!session || hasFailed(leg)) return;
     const finals = await session.endData(leg.recipients.length);
     let anyLost = false;
     leg.recipients.forEach((r, i) => {
@@ -168,13 +169,13 @@ export async function streamData(tx: Transaction, source: SmtpDataStream, opts: 
       else settle(r, relayBackendReply(f));
     });
     if (anyLost) tx.failLeg(leg, finals.find((f) => f instanceof BackendError));
-    else leg.finished = true;
+    else tx.finishLeg(leg);
   }));
 
   for (const leg of tx.allLegs) {
     for (const r of leg.recipients) {
-      if (journalDown) settle(r, replies.journalUnavailable());
-      else if (!result.has(r.key)) settle(r, oversized ? replies.messageTooBig() : (leg.failed?.reply ?? replies.backendLost()));
+      if (journalDown) settle(r, lmtpReply('JOURNAL_UNAVAILABLE'));
+      else if (!result.has(r.key)) settle(r, lmtpReply(oversized ? 'MESSAGE_TOO_BIG' : leg.error?.code ?? 'BACKEND_LOST'));
     }
   }
 
@@ -199,7 +200,8 @@ export async function streamData(tx: Transaction, source: SmtpDataStream, opts: 
           opts.journalCommitMs, 'journal commit');
       } catch {
         // The backends have the mail, but we could not journal it: not yet safe to acknowledge.
-        for (const key of result.keys()) result.set(key, replies.journalUnavailable());
+        const unavailable = lmtpReply('JOURNAL_UNAVAILABLE');
+        for (const key of result.keys()) result.set(key, unavailable);
       }
     }
   }

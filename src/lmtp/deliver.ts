@@ -1,11 +1,13 @@
 /**
- * One-shot delivery of one message to one backend: the replay journal's way in (and a handy
- * reference use of the client). Opens a session, MAIL, RCPT each recipient (pipelined when the
+ * One-shot delivery of one message to one backend, outside any client session: what replay
+ * (src/replay/) uses to re-deliver a journal record. It stays here, beside the backend client it
+ * is built on, so replay needs only this function from lmtp's entry, not the client's internals. Opens a session, MAIL, RCPT each recipient (pipelined when the
  * backend allows), DATA, one final reply per accepted recipient, QUIT.
  */
 import { BackendError } from '../core/errors.js';
 import { isSuccess, type Reply } from '../core/replies.js';
 import { BackendSession, type BackendTarget, type BackendTimeouts } from './backend-client.js';
+import { lmtpReplyFor } from './reply.js';
 import { lmtpSection } from '../config/sections/lmtp.js';
 import type { Config } from '../config/index.js';
 
@@ -47,9 +49,9 @@ const WRITE_SLICE = 64 * 1024;
 
 /**
  * Delivers `body` (the message bytes exactly as they should be stored; not dot-stuffed) to
- * `target`. Throws BackendError (its .reply is a 451) when the session fails before the final
- * dot. After the dot, a recipient whose reply never came gets that error's 451 as its data[i]:
- * uncertain stays transient.
+ * `target`. Throws BackendError (its reply, lmtpReplyFor: a 451) when the session fails before
+ * the final dot. After the dot, a recipient whose reply never came gets that error's 451 as its
+ * data[i]: uncertain stays transient.
  */
 export async function deliverMessage(
   target: BackendTarget,
@@ -96,7 +98,7 @@ export async function deliverMessage(
     rcpt.forEach((r, i) => {
       if (!isSuccess(r)) return;
       const f = finals[k++];
-      data[i] = f instanceof BackendError ? f.reply : (f ?? null);
+      data[i] = f instanceof BackendError ? lmtpReplyFor(f) : (f ?? null);
     });
     return { rcpt, data };
   } finally {

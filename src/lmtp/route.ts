@@ -1,27 +1,26 @@
 /**
  * Where does a recipient go? The one place that answers it: normalise the address, ask the
- * directory, and turn the directory's answer into either a Route to deliver on or the reply
- * postfix gets for that RCPT. The backend's own verdict is handled by the caller (server.ts).
+ * directory, and turn the directory's answer into either a Route to deliver on or the named
+ * outcome that refuses it (UNKNOWN_USER, STORE_DOWN …; reply.ts turns each into the line postfix
+ * gets, and pins the table). The backend's own verdict is handled by the caller (transaction.ts).
  *
- * Reply rules (issue #3; tests pin the exact lines):
- *   unknown user                                  550 5.1.1  (the only "not found" that is permanent)
- *   suspended user                                550 5.2.1  (an operator's explicit decision: see below)
- *   store failing-over / down                     451 4.3.0
- *   user moving                                   451 4.2.1
- *   master slot not up                            451 4.3.0
- *   directory unreachable, anything unexpected    451 4.3.0
+ * Outcomes (issue #3; test/lmtp/reply-rules.test.ts pins their exact lines):
+ *   unknown user                                  UNKNOWN_USER        (permanent: the only "not found" that is)
+ *   suspended user                                USER_SUSPENDED      (permanent: an operator's decision, below)
+ *   store failing-over / down                     STORE_FAILING_OVER / STORE_DOWN
+ *   user moving                                   USER_MOVING
+ *   master slot not up                            SLOT_NOT_UP
+ *   directory unreachable, anything unexpected    the error itself    (transient)
  *
- * Suspended users: we answer 550 5.2.1 "mailbox disabled". Suspension is set by an operator on
- * purpose and holds until one lifts it; tempfailing would park the mail in postfix's queue for days
- * and bounce it anyway at maximal_queue_lifetime, later and less clearly. Moves and outages, which
- * do end by themselves, stay 451.
+ * Suspended users are refused permanently (550 5.2.1 "mailbox disabled"). Suspension is set by an
+ * operator on purpose and holds until one lifts it; tempfailing would park the mail in postfix's
+ * queue for days and bounce it anyway at maximal_queue_lifetime, later and less clearly. Moves and
+ * outages, which do end by themselves, stay transient.
  */
-import { DirectoryUnavailableError, replyFor, StorerouteError } from '../core/errors.js';
-import { replies, type Reply } from '../core/replies.js';
-import type { Route } from '../directory/model.js';
-import type { DirectoryReader } from '../directory/types.js';
+import type { Route } from '../directory/index.js';
+import type { DirectoryReader } from '../directory/index.js';
 import { asciiDomain } from './address.js';
-import type { RcptRejectReason } from './reject-log.js';
+import type { LmtpOutcome } from './reply.js';
 
 export interface RecipientRules {
   /** Characters that start a +detail (postfix recipient_delimiter); "" turns stripping off. */
@@ -30,10 +29,16 @@ export interface RecipientRules {
   localDomains: string[];
 }
 
+/** Why the directory's answer refuses a recipient (reply.ts gives each its reply). */
+export type RouteRefusal = Extract<LmtpOutcome,
+  'UNKNOWN_USER' | 'USER_MOVING' | 'USER_SUSPENDED' | 'STORE_FAILING_OVER' | 'STORE_DOWN' | 'SLOT_NOT_UP'>;
+
 export type RecipientDecision =
   | { ok: true; route: Route; lookup: string }
-  /** `code`: stable, for logs (lmtp_rcpt_rejected); `reason`: human detail. */
-  | { ok: false; reply: Reply; code: RcptRejectReason; reason: string };
+  /** `outcome`: stable, for the reply and logs (lmtp_rcpt_rejected); `reason`: human detail. */
+  | { ok: false; outcome: RouteRefusal; reason: string }
+  /** The directory could not answer (unavailable, or anything unexpected): `error` as thrown. */
+  | { ok: false; error: unknown; reason: string };
 
 /**
  * The directory names to try, in order: the whole address (lower-cased, +detail stripped, domain
@@ -72,8 +77,8 @@ function unquote(local: string): string {
   return local.slice(1, -1).replace(/\\(.)/g, '$1');
 }
 
-function no(reply: Reply, code: RcptRejectReason, reason: string): RecipientDecision {
-  return { ok: false, reply, code, reason };
+function no(outcome: RouteRefusal, reason: string): RecipientDecision {
+  return { ok: false, outcome, reason };
 }
 
 export async function resolveRecipient(address: string, directory: Pick<DirectoryReader, 'resolve'>,
@@ -86,16 +91,14 @@ export async function resolveRecipient(address: string, directory: Pick<Director
       if (route) { lookup = name; break; }
     }
   } catch (err) {
-    const reply = err instanceof DirectoryUnavailableError ? err.reply : replyFor(err);
-    const code = err instanceof StorerouteError ? err.code : 'INTERNAL_ERROR';
-    return { ok: false, reply, code, reason: `directory: ${(err as Error).message}` };
+    return { ok: false, error: err, reason: `directory: ${(err as Error | null)?.message}` };
   }
-  if (!route) return no(replies.noSuchUser(), 'UNKNOWN_USER', 'unknown user');
+  if (!route) return no('UNKNOWN_USER', 'unknown user');
   const { user, store, master } = route;
-  if (user.state === 'moving') return no(replies.userMoving(), 'USER_MOVING', 'user moving');
-  if (user.state === 'suspended') return no(replies.userSuspended(), 'USER_SUSPENDED', 'user suspended');
-  if (store.state === 'failing-over') return no(replies.storeFailingOver(), 'STORE_FAILING_OVER', 'store failing over');
-  if (store.state === 'down') return no(replies.storeDown(), 'STORE_DOWN', 'store down');
-  if (master.state !== 'up') return no(replies.slotNotUp(), 'SLOT_NOT_UP', `master slot ${master.state}`);
+  if (user.state === 'moving') return no('USER_MOVING', 'user moving');
+  if (user.state === 'suspended') return no('USER_SUSPENDED', 'user suspended');
+  if (store.state === 'failing-over') return no('STORE_FAILING_OVER', 'store failing over');
+  if (store.state === 'down') return no('STORE_DOWN', 'store down');
+  if (master.state !== 'up') return no('SLOT_NOT_UP', `master slot ${master.state}`);
   return { ok: true, route, lookup };
 }

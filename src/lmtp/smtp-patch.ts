@@ -32,6 +32,7 @@ import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
 import { SMTPStream } from 'smtp-server/lib/smtp-stream.js';
 import { feedDataStream, resetDataModeState } from './smtp-data-mode.js';
 import { parseSimpleAddressCommand } from './address-parse.js';
+import { tooManyClients } from './reply.js';
 
 export const PATCHED_SMTP_SERVER_VERSION = '3.21.6';
 
@@ -101,7 +102,8 @@ export function applySmtpServerPatches(): void {
     this._setListeners(() => {
       const max = this._server.options.maxClients;
       if (max && this._server.connections.size > max) {
-        return this.send(421, this.name + ' Too many connected clients, try again in a moment', false);
+        const refusal = tooManyClients(this.name);
+        return this.send(refusal.code, refusal.text, false);
       }
       this.connectionReady();
     });

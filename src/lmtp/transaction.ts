@@ -4,31 +4,75 @@
  * is relayed to its store's master and the backend's verdict is the client's reply.
  */
 import { BackendError, DeadlineError } from '../core/errors.js';
-import { isSuccess, replies, type Reply } from '../core/replies.js';
-import type { Route } from '../directory/model.js';
+import { isSuccess, type Reply } from '../core/replies.js';
+import type { Route } from '../directory/index.js';
 import type { BackendSession, BackendTarget } from './backend-client.js';
 import { poolKey, type BackendPool } from './pool.js';
 import { resolveRecipient, type RecipientRules } from './route.js';
-import type { DirectoryReader } from '../directory/types.js';
+import type { DirectoryReader } from '../directory/index.js';
 import type { RcptRejectReason } from './reject-log.js';
+import { lmtpReply, lmtpReplyFor, outcomeCodeOf, relayBackendReply, type LmtpOutcome } from './reply.js';
+
+/**
+ * Where a leg stands; the payload fields below say which states they belong to. A failure is
+ * final: whatever the leg was doing, once failed it stays failed with its first error.
+ *
+ *   opening ──▶ open ──┬──▶ finished
+ *                      └──▶ mailRefused
+ *   any of these ──▶ failed | diedUnused   (even finished: a client gone after a backend
+ *                                           refused DATA fails every leg, data.ts)
+ */
+export type LegState =
+  /** Waiting for a session from the pool. */
+  | 'opening'
+  /** Has its session and has sent MAIL FROM (its verdict may still be pending in `mail`). */
+  | 'open'
+  /** The backend refused MAIL FROM: every recipient routed here gets `mailRefusal`. */
+  | 'mailRefused'
+  /** The backend answered the final dot for all its recipients, or ended the transaction by refusing
+   *  DATA: the session is back at "no transaction" and can be reused without RSET. */
+  | 'finished'
+  /** Cannot carry this transaction any further: its recipients get `error`'s reply (reply.ts). */
+  | 'failed'
+  /** Failed (`error`, a BackendError) on a pooled session that acknowledged nothing of this leg:
+   *  the session had died while idle, so the RCPT is worth one retry on a new one. */
+  | 'diedUnused';
 
 export interface Leg {
   key: string;
   target: BackendTarget;
+  state: LegState;
   session: BackendSession | null;
-  /** Set once the leg cannot carry this transaction any further; its recipients get its reply. */
-  failed: BackendError | DeadlineError | null;
-  /** MAIL FROM refused: every recipient routed here gets this reply. */
-  mailRefused: Reply | null;
+  /** Why the leg failed (states failed and diedUnused only). */
+  error: BackendError | DeadlineError | null;
+  /** The backend's refusal of MAIL FROM (state mailRefused only). */
+  mailRefusal: Reply | null;
   recipients: AcceptedRecipient[];
-  /** True once the backend has answered the final dot for all its recipients. */
-  finished: boolean;
   /** MAIL FROM sent pipelined with the first RCPT, verdict not yet read. */
   mail: Promise<Reply> | null;
   /** session.repliesReceived when this leg got its session. */
   repliesAtStart: number;
-  /** The leg failed on a pooled session that acknowledged nothing of it: worth one retry. */
-  diedUnused: boolean;
+}
+
+/** True once the leg can carry nothing more (failed or diedUnused). */
+export function hasFailed(leg: Leg): boolean {
+  return leg.state === 'failed' || leg.state === 'diedUnused';
+}
+
+/**
+ * Moves `leg` to `to` if its lifecycle allows it (see LegState) and returns whether it moved: only
+ * an opening leg opens, only an open one finishes or has MAIL refused, and a failure is final.
+ */
+function moveLeg(leg: Leg, to: LegState): boolean {
+  let allowed: boolean;
+  switch (to) {
+    case 'opening': allowed = false; break;
+    case 'open': allowed = leg.state === 'opening'; break;
+    case 'mailRefused': case 'finished': allowed = leg.state === 'open'; break;
+    case 'failed': case 'diedUnused': allowed = !hasFailed(leg); break;
+  }
+  if (allowed) leg.state = to;
+  return allowed;
 }
 
 export interface AcceptedRecipient {
@@ -72,30 +116,42 @@ export class RcptAttempt {
   reason: RcptRejectReason | null = null;
   detail: string | undefined = undefined;
 
-  refuse(reply: Reply, reason: RcptRejectReason, detail?: string): Reply {
-    this.reason = reason;
-    this.detail = detail;
-    return reply;
+  /** Refused for a named outcome: its reply (reply.ts). */
+  refuse(outcome: LmtpOutcome & RcptRejectReason, detail?: string): Reply {
+    return this.#refused(lmtpReply(outcome), outcome, detail);
+  }
+
+  /** Refused because something failed (the leg: timeout, connection lost or closed by a 421; the directory): its reply. */
+  refuseError(err: unknown, detail = (err as Error | null)?.message): Reply {
+    return this.#refused(lmtpReplyFor(err), outcomeCodeOf(err), detail);
   }
 
   /** A backend's verdict on MAIL or RCPT, relayed (see relayBackendReply). */
   refuseByBackend(r: Reply, stage: 'MAIL' | 'RCPT', slot: string): Reply {
     const relayed = relayBackendReply(r);
-    return this.refuse(relayed, relayed !== r ? 'BACKEND_DISAGREES'
+    return this.#refused(relayed, relayed !== r ? 'BACKEND_DISAGREES'
       : stage === 'MAIL' ? 'BACKEND_REFUSED_MAIL' : 'BACKEND_REFUSED_RCPT', `slot ${slot}`);
   }
 
-  /** The leg failed (timeout, connection lost or closed by a 421): the error's 451. */
-  refuseFailed(err: BackendError | DeadlineError): Reply {
-    return this.refuse(err.reply, err.code, err.message);
+  #refused(reply: Reply, reason: RcptRejectReason, detail: string | undefined): Reply {
+    this.reason = reason;
+    this.detail = detail;
+    return reply;
   }
 }
 
-/** A backend's "550 5.1.1" for a user the directory knows means the two disagree: transient. */
-export function relayBackendReply(r: Reply): Reply {
-  if (r.code === 550 && r.enhanced === '5.1.1') return replies.directoryBackendDisagree();
-  return r;
-}
+/**
+ * How far the transaction has gone. It is its own and not read from the client session's state
+ * (session.ts drives it): a RCPT attempt abandoned at its deadline keeps running with a reference
+ * to this transaction after the session has moved on to DATA or to another transaction.
+ */
+type TransactionPhase =
+  /** Between MAIL and DATA: RCPTs add recipients. */
+  | 'recipients'
+  /** DATA began: recipients are fixed, any RCPT work still running is stale. */
+  | 'data'
+  /** The backend sessions went back to the pool: nothing may use them any more. */
+  | 'released';
 
 export class Transaction {
   readonly mailFrom: MailFrom;
@@ -103,9 +159,7 @@ export class Transaction {
   readonly allLegs: Leg[] = [];
   /** Accepted recipients by smtp-server's envelope key (it keeps one entry per lower-cased address). */
   readonly accepted = new Map<string, AcceptedRecipient>();
-  #released = false;
-  /** DATA began: recipients are fixed, any RCPT work still running is stale. */
-  #dataStarted = false;
+  #phase: TransactionPhase = 'recipients';
 
   constructor(mailFrom: MailFrom, private readonly deps: TransactionDeps) {
     this.mailFrom = mailFrom;
@@ -119,11 +173,13 @@ export class Transaction {
     // smtp-server keeps one envelope entry per lower-cased address, so it will ask for one final
     // reply where postfix, having heard two 250s, waits for two: lock-step broken. The later one
     // is deferred instead (452 4.5.3: postfix sends it again in a new transaction).
-    if (this.accepted.has(key)) return attempt.refuse(replies.duplicateRecipient(), 'DUPLICATE_RECIPIENT');
+    if (this.accepted.has(key)) return attempt.refuse('DUPLICATE_RECIPIENT');
 
     const decision = await resolveRecipient(address, this.deps.directory, this.deps.rules);
     if (this.#stale(attempt)) return this.#dropStale(address, 'lookup');
-    if (!decision.ok) return attempt.refuse(decision.reply, decision.code, decision.reason);
+    if (!decision.ok) {
+      return 'error' in decision ? attempt.refuseError(decision.error, decision.reason) : attempt.refuse(decision.outcome, decision.reason);
+    }
     const { master } = decision.route;
     const target: BackendTarget = { host: master.ip, port: master.lmtp, slot: master.name };
     const first = await this.#relay(target, decision.route, address, key, attempt, false);
@@ -133,7 +189,7 @@ export class Transaction {
     // RCPT is sent again once, on a new session, instead of tempfailing the recipient.
     this.deps.onRetry?.(target.slot, first);
     const second = await this.#relay(target, decision.route, address, key, attempt, true);
-    return second instanceof BackendError ? attempt.refuseFailed(second) : second;
+    return second instanceof BackendError ? attempt.refuseError(second) : second;
   }
 
   /**
@@ -144,9 +200,9 @@ export class Transaction {
     fresh: boolean): Promise<Reply | BackendError> {
     const leg = await this.#legFor(target, attempt, fresh);
     if (this.#stale(attempt)) return this.#dropStale(address, 'session');
-    if (leg.mailRefused) return attempt.refuseByBackend(leg.mailRefused, 'MAIL', target.slot);
-    if (leg.failed && leg.diedUnused && !fresh && leg.failed instanceof BackendError) return leg.failed;
-    if (leg.failed || !leg.session) return attempt.refuseFailed(leg.failed ?? new BackendError('BACKEND_LOST', target.slot, 'no session'));
+    if (leg.state === 'mailRefused' && leg.mailRefusal) return attempt.refuseByBackend(leg.mailRefusal, 'MAIL', target.slot);
+    if (leg.state === 'diedUnused' && !fresh && leg.error instanceof BackendError) return leg.error;
+    if (hasFailed(leg) || !leg.session) return attempt.refuseError(leg.error ?? new BackendError('BACKEND_LOST', target.slot, 'no session'));
     attempt.inflight = leg;
     try {
       const rcptReply = leg.session.rcpt(address);
@@ -156,7 +212,7 @@ export class Transaction {
         leg.mail = null;
         if (this.#stale(attempt)) return this.#dropStale(address, 'MAIL');
         if (!isSuccess(mail)) {
-          leg.mailRefused = mail;
+          this.#mailRefused(leg, mail);
           await rcptReply.catch(() => undefined); // its "503 need MAIL" is consumed, not relayed
           return attempt.refuseByBackend(mail, 'MAIL', target.slot);
         }
@@ -172,8 +228,8 @@ export class Transaction {
     } catch (err) {
       if (this.#stale(attempt)) return this.#dropStale(address, 'RCPT');
       const failed = this.#legFailed(leg, err);
-      if (leg.diedUnused && !fresh && failed instanceof BackendError) return failed;
-      return attempt.refuseFailed(failed);
+      if (leg.state === 'diedUnused' && !fresh && failed instanceof BackendError) return failed;
+      return attempt.refuseError(failed);
     } finally {
       attempt.inflight = null;
     }
@@ -187,45 +243,42 @@ export class Transaction {
   abandon(attempt: RcptAttempt, err: DeadlineError): void {
     attempt.abandoned = true;
     const leg = attempt.inflight;
-    if (!leg) return;
-    leg.failed ??= err;
-    if (leg.session) this.deps.pool.discard(leg.session);
-    if (this.legs.get(leg.key) === leg) this.legs.delete(leg.key);
+    if (leg) this.#legFailed(leg, err);
   }
 
-  /** DATA begins: from here on a RCPT attempt still running (abandoned by its deadline) is a no-op. */
+  /** DATA begins (session.ts): from here on a RCPT attempt still running is a no-op. */
   startData(): void {
-    this.#dataStarted = true;
+    if (this.#phase === 'recipients') this.#phase = 'data';
   }
 
   #stale(attempt: RcptAttempt): boolean {
-    return attempt.abandoned || this.#dataStarted || this.#released;
+    return attempt.abandoned || this.#phase !== 'recipients';
   }
 
   #dropStale(address: string, stage: string): Reply {
     this.deps.onStale?.(address, stage);
-    return replies.internalError(); // nobody hears it: the client was answered at the deadline
+    return lmtpReply('INTERNAL_ERROR'); // nobody hears it: the client was answered at the deadline
   }
 
   async #legFor(target: BackendTarget, attempt: RcptAttempt, fresh: boolean): Promise<Leg> {
     const key = poolKey(target);
     const existing = this.legs.get(key);
-    if (existing && !existing.failed) return existing;
-    const leg: Leg = { key, target, session: null, failed: null, mailRefused: null, recipients: [], finished: false,
-      mail: null, repliesAtStart: 0, diedUnused: false };
+    if (existing && !hasFailed(existing)) return existing;
+    const leg: Leg = { key, target, state: 'opening', session: null, error: null, mailRefusal: null, recipients: [],
+      mail: null, repliesAtStart: 0 };
     this.legs.set(key, leg);
     this.allLegs.push(leg);
     attempt.inflight = leg;
     try {
       const session = await this.deps.pool.acquire(target, this.deps.acquireMs, fresh);
       leg.repliesAtStart = session.repliesReceived;
-      if (leg.failed || this.#stale(attempt)) {
+      if (hasFailed(leg) || this.#stale(attempt)) {
         this.deps.pool.discard(session);
-        leg.failed ??= new BackendError('BACKEND_LOST', target.slot, 'RCPT abandoned while its session opened');
-        if (this.legs.get(key) === leg) this.legs.delete(key);
+        this.#legFailed(leg, new BackendError('BACKEND_LOST', target.slot, 'RCPT abandoned while its session opened'));
         return leg;
       }
       leg.session = session;
+      moveLeg(leg, 'open');
       const mail = session.mailFrom(this.mailFrom.address, this.#mailParams(session));
       if (session.pipelining) {
         // MAIL goes out with the first RCPT in one segment; its verdict is checked with the RCPT's.
@@ -233,7 +286,7 @@ export class Transaction {
         mail.catch(() => undefined); // failures surface through the RCPT awaiting it
       } else {
         const r = await mail;
-        if (!isSuccess(r)) leg.mailRefused = r;
+        if (!isSuccess(r)) this.#mailRefused(leg, r);
       }
     } catch (err) {
       this.#legFailed(leg, err);
@@ -251,32 +304,51 @@ export class Transaction {
     return p;
   }
 
+  #mailRefused(leg: Leg, r: Reply): void {
+    if (moveLeg(leg, 'mailRefused')) leg.mailRefusal = r;
+  }
+
+  /** Fails the leg (keeping its first error), drops its session and forgets it for new recipients. */
   #legFailed(leg: Leg, err: unknown): BackendError | DeadlineError {
+    const e = leg.error ?? this.#firstFailure(leg, err);
+    if (leg.session) this.deps.pool.discard(leg.session);
+    if (this.legs.get(leg.key) === leg) this.legs.delete(leg.key);
+    return e;
+  }
+
+  #firstFailure(leg: Leg, err: unknown): BackendError | DeadlineError {
     const e = err instanceof BackendError || err instanceof DeadlineError ? err
       : new BackendError('BACKEND_LOST', leg.target.slot, String(err), { cause: err });
     // Lost (closed, reset) before the leg's first reply, on a session that had sat in the pool.
     const s = leg.session;
-    if (!leg.failed && s && e instanceof BackendError && e.code === 'BACKEND_LOST' && !s.closing && s.uses > 1
-      && leg.recipients.length === 0 && s.repliesReceived === leg.repliesAtStart) leg.diedUnused = true;
-    leg.failed ??= e;
-    if (leg.session) this.deps.pool.discard(leg.session);
-    if (this.legs.get(leg.key) === leg) this.legs.delete(leg.key);
-    return leg.failed;
+    const unused = s !== null && e instanceof BackendError && e.code === 'BACKEND_LOST' && !s.closing && s.uses > 1
+      && leg.recipients.length === 0 && s.repliesReceived === leg.repliesAtStart;
+    moveLeg(leg, unused ? 'diedUnused' : 'failed');
+    leg.error = e;
+    return e;
   }
 
-  /** Marks a leg failed mid-DATA (stall, close): its recipients get `err.reply`. */
+  /** Marks a leg failed mid-DATA (stall, close): its recipients get that error's reply (reply.ts). */
   failLeg(leg: Leg, err: unknown): void {
     this.#legFailed(leg, err);
   }
 
-  /** Returns every session to the pool (clean only if its transaction completed) exactly once. */
+  /** The backend answered the final dot for every recipient of the leg, or refused DATA itself. */
+  finishLeg(leg: Leg): void {
+    moveLeg(leg, 'finished');
+  }
+
+  /**
+   * Returns every session to the pool (clean only if its leg finished) exactly once. Called by
+   * the client session (session.ts) when the transaction ends: replied, reset or closed.
+   */
   release(): void {
-    if (this.#released) return;
-    this.#released = true;
+    if (this.#phase === 'released') return;
+    this.#phase = 'released';
     for (const leg of this.allLegs) {
       if (!leg.session) continue;
-      if (leg.failed || !leg.session.alive) this.deps.pool.discard(leg.session);
-      else this.deps.pool.release(leg.session, leg.finished);
+      if (hasFailed(leg) || !leg.session.alive) this.deps.pool.discard(leg.session);
+      else this.deps.pool.release(leg.session, leg.state === 'finished');
       leg.session = null;
     }
   }

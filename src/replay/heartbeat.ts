@@ -1,14 +1,17 @@
 /**
  * Registers this instance in the directory's Redis so that `storeroute replay` reaches every
  * proxy's journal. One HSET per interval; the entry is considered live for three intervals
- * (see journal/instances.ts), so a missed beat or two while Redis restarts does not hide us.
+ * (see instances.ts), so a missed beat or two while Redis restarts does not hide us.
  *
  * The entry is signed with a key derived from admin.token: the replay CLI sends that token only
  * to entries it can verify, so a URL planted in Redis by someone without the token gets nothing.
+ *
+ * It lives with the registry it writes (replay/instances.ts), not in admin/: the admin API only
+ * serves the routes main.ts gives it, and main.ts starts this beat once that API is listening.
  */
 import type { Observability } from '../core/deps.js';
 import { createRedisClient, type RedisConfig } from '../directory/index.js';
-import { instancesKey, encodeInstance, registryKey, signInstance } from '../journal/instances.js';
+import { instancesKey, encodeInstance, registryKey, signInstance } from './instances.js';
 
 export interface Heartbeat {
   stop(): Promise<void>;

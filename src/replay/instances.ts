@@ -1,7 +1,7 @@
 /**
  * The proxy instance registry, so that a replay reaches every instance's journal: each instance
  * heartbeats an entry into one Redis hash, and the CLI fans a replay out to every live one over
- * its admin API. Layout (shared with the heartbeat writer in src/admin):
+ * its admin API. Layout (shared with the heartbeat writer, replay/heartbeat.ts):
  *
  *   key    <keyPrefix>{instances}           a hash, one field per instance
  *   field  instance name                    config.admin.instanceName, default host:port
@@ -16,7 +16,7 @@
  * ignored, never deleted here (the instance may only be slow).
  */
 import { createHmac, scrypt, timingSafeEqual } from 'node:crypto';
-import type { ReplayRequestInput } from './replay-request.js';
+import type { ReplayRequestInput } from './request.js';
 import type { ReplayItem, ReplaySummary } from './replay.js';
 
 export interface InstanceEntry {

@@ -14,16 +14,14 @@ import type { Config } from '../config/index.js';
 import type { Observability } from '../core/deps.js';
 import { DirectoryNotFoundError, StorerouteError } from '../core/errors.js';
 import { formatReply, isPermanent, isSuccess, type Reply } from '../core/replies.js';
-import type { DirectoryReader } from '../directory/types.js';
-import type { Slot } from '../directory/model.js';
-import { deliverMessage, type DeliverOptions } from '../lmtp/index.js';
+import type { DirectoryReader, Slot } from '../directory/index.js';
+import {
+  journalUnavailable, lockJournalDir, REPLAY_LOCK_FILE, type JournalReader, type JournalRecipient, type JournalRecord, type JournalSession,
+} from '../journal/index.js';
+import { deliverMessage, lmtpReplyFor, type DeliverOptions } from '../lmtp/index.js';
 import { ReplayLedger, type LedgerEntry } from './ledger.js';
-import { journalUnavailable } from './journal.js';
-import { lockJournalDir, REPLAY_LOCK_FILE } from './lock.js';
 import { PresenceChecker } from './presence.js';
-import { parseReplayRequest } from './replay-request.js';
-import type { JournalReader, JournalSession } from './read-only.js';
-import type { JournalRecipient, JournalRecord } from './types.js';
+import { parseReplayRequest } from './request.js';
 
 export type ReplayItemOutcome = 'delivered' | 'alreadyPresent' | 'refused' | 'failed' | 'alreadyReplayed' | 'wouldDeliver';
 
@@ -221,7 +219,8 @@ export async function replayStore(options: ReplayOptions): Promise<ReplaySummary
             return isSuccess(rcpt) ? (res.data[i] ?? new Error('no final reply')) : rcpt;
           });
         } catch (err) {
-          const e = err instanceof StorerouteError ? new Error(`${err.message} (${formatReply(err.reply)})`) : (err as Error);
+          // The detail an operator reads names the reply postfix would have had for the same failure.
+          const e = err instanceof StorerouteError ? new Error(`${err.message} (${formatReply(lmtpReplyFor(err))})`) : (err as Error);
           return recipients.map(() => e);
         }
       }

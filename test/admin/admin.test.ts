@@ -2,10 +2,24 @@ import { describe, it, expect, afterEach } from 'vitest';
 import { Counter } from 'prom-client';
 import { createAdminServer, type AdminServer } from '../../src/admin/index.js';
 import { parseConfig } from '../../src/config/index.js';
-import { DirectoryRuleError } from '../../src/core/errors.js';
+import {
+  BackendError, DeadlineError, DirectoryConflictError, DirectoryNotFoundError, DirectoryRuleError, DirectoryUnavailableError,
+  JournalUnavailableError,
+} from '../../src/core/errors.js';
+import { parseReplayRequest } from '../../src/replay/index.js';
 import { testLogger, testRegistry } from '../helpers/logger.js';
 
 let server: AdminServer | null = null;
+/** Routes that fail the way an operator route can, by path: /fail/<name>. */
+const failures: Record<string, () => unknown> = {
+  journal: () => new JournalUnavailableError('another replay is running on this journal'),
+  backendTimeout: () => new BackendError('BACKEND_TIMEOUT', 'slot2a', 'no greeting within 300 ms'),
+  deadline: () => new DeadlineError('replay', 1000),
+  directory: () => new DirectoryUnavailableError('directory get failed: connection refused'),
+  notFound: () => new DirectoryNotFoundError('store', 'store9'),
+  conflict: () => new DirectoryConflictError('store store1 changed', { expected: 3, actual: 4 }),
+  bug: () => new TypeError('x is undefined'),
+};
 afterEach(async () => { await server?.close(); server = null; });
 
 async function start(token: string | undefined, ready = true) {
@@ -19,6 +33,10 @@ async function start(token: string | undefined, ready = true) {
     routes: [
       { method: 'POST', path: '/replay', handler: async (body) => { calls.push(body); return { delivered: 1 }; } },
       { method: 'POST', path: '/refuse', handler: async () => { throw new DirectoryRuleError('TARGET_DOWN', 'target slot is down'); } },
+      // What POST /replay does first (main.ts): a request missing its store is the caller's to fix.
+      { method: 'POST', path: '/validate', handler: async (body) => parseReplayRequest(body) },
+      ...Object.entries(failures).map(([name, make]) => ({ method: 'POST' as const, path: `/fail/${name}`,
+        handler: async () => { throw make(); } })),
     ],
   });
   const { url } = await server.listen();
@@ -71,5 +89,41 @@ describe('admin API', () => {
     expect(refused.status).toBe(400);
     expect(await refused.json()).toEqual({ error: 'target slot is down', code: 'DIRECTORY_RULE' });
     expect((await fetch(`${url}/replay`, { headers: h })).status).toBe(405);
+  });
+
+  it('answers a failure on our side with 503 and its code, never a 400 (issue 12)', async () => {
+    const { url } = await start('t');
+    const post = async (path: string) => {
+      const r = await fetch(`${url}${path}`, { method: 'POST', body: '{}', headers: { authorization: 'Bearer t' } });
+      return { status: r.status, body: await r.json() as unknown };
+    };
+    expect(await post('/fail/journal')).toEqual({ status: 503,
+      body: { error: 'another replay is running on this journal', code: 'JOURNAL_UNAVAILABLE' } });
+    expect(await post('/fail/backendTimeout')).toEqual({ status: 503,
+      body: { error: 'no greeting within 300 ms', code: 'BACKEND_TIMEOUT' } });
+    expect(await post('/fail/deadline')).toEqual({ status: 503,
+      body: { error: 'replay did not finish within 1000 ms', code: 'DEADLINE_EXCEEDED' } });
+    expect(await post('/fail/directory')).toEqual({ status: 503,
+      body: { error: 'directory get failed: connection refused', code: 'DIRECTORY_UNAVAILABLE' } });
+    expect(await post('/fail/bug')).toEqual({ status: 500, body: { error: 'x is undefined', code: 'INTERNAL_ERROR' } });
+  });
+
+  it('answers a request the caller must change with a 4xx: invalid 400, unknown 404, lost race 409', async () => {
+    const { url } = await start('t');
+    const h = { authorization: 'Bearer t' };
+    const invalid = await fetch(`${url}/validate`, { method: 'POST', body: '{"dryRun":"yes"}', headers: h });
+    expect(invalid.status).toBe(400);
+    const body = await invalid.json() as { error: string; code: string };
+    expect(body.code).toBe('CONFIG_INVALID');
+    expect(body.error).toMatch(/^replay request: 2 problem\(s\)\n {2}store: /);
+    expect(body.error).toContain('\n  dryRun: ');
+    const valid = await fetch(`${url}/validate`, { method: 'POST', body: '{"store":"store1"}', headers: h });
+    expect(valid.status).toBe(200);
+    const notFound = await fetch(`${url}/fail/notFound`, { method: 'POST', body: '{}', headers: h });
+    expect(notFound.status).toBe(404);
+    expect(await notFound.json()).toEqual({ error: 'store "store9" does not exist', code: 'DIRECTORY_NOT_FOUND' });
+    const conflict = await fetch(`${url}/fail/conflict`, { method: 'POST', body: '{}', headers: h });
+    expect(conflict.status).toBe(409);
+    expect(await conflict.json()).toEqual({ error: 'store store1 changed', code: 'DIRECTORY_CONFLICT' });
   });
 });

@@ -1,12 +1,13 @@
 /**
  * Child process for the write-error test, run under `ulimit -f` so that segment writes fail with
  * EFBIG partway: journals 60 records of 20 KB one after another and prints "ok <id>" or
- * "rejected <code>" for each commit, then "live <ids>" (what a read of the running journal finds:
+ * "rejected <code> <LMTP reply code>" for each commit, then "live <ids>" (what a read of the running journal finds:
  * what replay would see) and "done". It must never crash.
  */
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { openJournal } from '../../src/journal/index.js';
+import { lmtpReplyFor } from '../../src/lmtp/index.js';
 import { journalConfig, message, recipient } from './helpers.js';
 
 const journal = await openJournal(journalConfig(process.argv[2]!, { durability: 'durable', segmentBytes: 4 * 1024 * 1024 }),
@@ -23,7 +24,7 @@ for (let i = 0; i < 60; i++) {
     await entry.commit([recipient('a@example.com')], { messageId: id, size: body.length });
     process.stdout.write(`ok ${id}${failedBefore ? ' (said failed)' : ''}\n`);
   } catch (err) {
-    process.stdout.write(`rejected ${(err as { code?: string }).code} ${(err as { reply?: { code: number } }).reply?.code}${failedBefore ? ' said-failed' : ''}\n`);
+    process.stdout.write(`rejected ${(err as { code?: string }).code} ${lmtpReplyFor(err).code}${failedBefore ? ' said-failed' : ''}\n`);
   }
   // Give a failed segment's replacement time to open, as real traffic would.
   await new Promise((r) => setTimeout(r, 5));

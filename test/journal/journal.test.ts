@@ -7,6 +7,7 @@ import { createInterface } from 'node:readline';
 import { openJournal, openJournalReader, type Journal } from '../../src/journal/index.js';
 import { formatReply } from '../../src/core/replies.js';
 import { StorerouteError } from '../../src/core/errors.js';
+import { lmtpReplyFor } from '../../src/lmtp/index.js';
 import { testLogger, testRegistry } from '../helpers/logger.js';
 import { waitFor } from '../helpers/ports.js';
 import { bodyOf, capturingLogger, journalConfig, journalOne, message, readAll, recipient, sha, tempDir } from './helpers.js';
@@ -164,7 +165,7 @@ describe('journal write and read back', () => {
     expect(j.begin({ queueId: 'Q2', mailFrom: '', receivedAt: new Date() }).failed?.()).toBe(true);
     const err = await entry.commit([recipient('a@example.com')], { messageId: null, size: 3 }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(StorerouteError);
-    expect(formatReply((err as StorerouteError).reply)).toBe('451 4.3.0 Replay journal unavailable, try again later');
+    expect(formatReply(lmtpReplyFor(err))).toBe('451 4.3.0 Replay journal unavailable, try again later');
   });
 
   it('reads a directory a live writer holds, without a lock (the CLI next to a running proxy)', async () => {

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { deliverMessage } from '../../src/lmtp/index.js';
+import { deliverMessage, lmtpReplyFor } from '../../src/lmtp/index.js';
 import { BackendError } from '../../src/core/errors.js';
 import { formatReply } from '../../src/core/replies.js';
 import { startLmtpBackend, type LmtpBackend } from '../helpers/lmtp-backend.js';
@@ -49,7 +49,7 @@ describe('deliverMessage (one-shot backend delivery)', () => {
       Buffer.from('x\r\n')).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(BackendError);
     expect((err as BackendError).code).toBe('BACKEND_UNREACHABLE');
-    expect(formatReply((err as BackendError).reply)).toMatch(/^451 4\.4\.1 /);
+    expect(formatReply(lmtpReplyFor(err))).toMatch(/^451 4\.4\.1 /);
   });
 
   it('rejects with BACKEND_TIMEOUT (451 4.4.2) when the greeting never comes', async () => {
@@ -57,7 +57,7 @@ describe('deliverMessage (one-shot backend delivery)', () => {
     const err = await deliverMessage(target(be), { mailFrom: '', recipients: ['u@x'] }, Buffer.from('x\r\n'),
       { timeouts: fast }).catch((e: unknown) => e);
     expect((err as BackendError).code).toBe('BACKEND_TIMEOUT');
-    expect(formatReply((err as BackendError).reply)).toBe('451 4.4.2 Mailbox server timed out, try again later');
+    expect(formatReply(lmtpReplyFor(err))).toBe('451 4.4.2 Mailbox server timed out, try again later');
   });
 
   it('gives 451 4.4.2 for the final reply when the backend drops after the dot', async () => {

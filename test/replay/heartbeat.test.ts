@@ -5,9 +5,9 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
-import { startHeartbeat } from '../../src/admin/heartbeat.js';
+import { startHeartbeat } from '../../src/replay/heartbeat.js';
 import { parseConfig } from '../../src/config/index.js';
-import { decodeInstance, instancesKey, registryKey, verifyInstance } from '../../src/journal/instances.js';
+import { decodeInstance, instancesKey, registryKey, verifyInstance } from '../../src/replay/instances.js';
 import { waitFor } from '../helpers/ports.js';
 import { testLogger, testRegistry } from '../helpers/logger.js';
 import { startRedis, uniquePrefix, type RedisServer } from '../helpers/redis.js';

@@ -1,8 +1,8 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { LEDGER_FILE, ReplayLedger, type LedgerEntry } from '../../src/journal/ledger.js';
-import { tempDir } from './helpers.js';
+import { LEDGER_FILE, ReplayLedger, type LedgerEntry } from '../../src/replay/ledger.js';
+import { tempDir } from '../journal/helpers.js';
 
 let dir: string;
 let cleanup: () => Promise<void>;

@@ -14,16 +14,17 @@ import { Redis } from 'ioredis';
 import { registerReplay } from '../../src/cli/replay.js';
 import { reportError, EXIT, type CliIo } from '../../src/cli/io.js';
 import { createAdminServer } from '../../src/admin/index.js';
-import { startHeartbeat, type Heartbeat } from '../../src/admin/heartbeat.js';
+import { startHeartbeat, type Heartbeat } from '../../src/replay/heartbeat.js';
 import { parseConfig } from '../../src/config/index.js';
 import { createDirectory, type Directory } from '../../src/directory/index.js';
-import { openJournal, replayStore, type Journal, type ReplayOptions } from '../../src/journal/index.js';
-import { encodeInstance, instancesKey, registryKey, signInstance } from '../../src/journal/instances.js';
+import { openJournal, type Journal } from '../../src/journal/index.js';
+import { replayStore, type ReplayOptions } from '../../src/replay/index.js';
+import { encodeInstance, instancesKey, registryKey, signInstance } from '../../src/replay/instances.js';
 import { startLmtpBackend, type LmtpBackend } from '../helpers/lmtp-backend.js';
 import { startRedis, uniquePrefix, type RedisServer } from '../helpers/redis.js';
 import { freePort, waitFor } from '../helpers/ports.js';
 import { testLogger, testRegistry } from '../helpers/logger.js';
-import { journalConfig, journalOne, message, recipient, tempDir } from './helpers.js';
+import { journalConfig, journalOne, message, recipient, tempDir } from '../journal/helpers.js';
 
 const obs = () => ({ logger: testLogger(), metrics: testRegistry() });
 

@@ -9,14 +9,15 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { createDirectory, type Directory } from '../../src/directory/index.js';
 import { deliverMessage } from '../../src/lmtp/index.js';
-import { openJournal, replayStore, type Journal, type JournalReader, type ReplayOptions } from '../../src/journal/index.js';
+import { openJournal, type Journal, type JournalReader } from '../../src/journal/index.js';
+import { replayStore, type ReplayOptions } from '../../src/replay/index.js';
 import { parseConfig } from '../../src/config/index.js';
 import { CyrusSlot, CYRUS_PORTS } from '../e2e/stack/cyrus.js';
 import { makeWorkDir, removeWorkDir } from '../e2e/stack/workdir.js';
 import { startLmtpBackend, type LmtpBackend } from '../helpers/lmtp-backend.js';
 import { testLogger, testRegistry } from '../helpers/logger.js';
 import { waitFor } from '../helpers/ports.js';
-import { journalConfig, journalOne, message, recipient, sha, tempDir } from './helpers.js';
+import { journalConfig, journalOne, message, recipient, sha, tempDir } from '../journal/helpers.js';
 
 const ADMIN_PW = 'replay-admin-pw';
 const obs = () => ({ logger: testLogger(), metrics: testRegistry() });
