@@ -1,4 +1,5 @@
-// tsc does not copy non-TypeScript files; the Lua scripts must sit beside the compiled loader.
+// tsc does not copy non-TypeScript files; every Lua script (directory/redis/scripts/*.lua, auth/lua/*.lua,
+// registered through directory/redis/scripts.ts) must sit beside the compiled module that reads it.
 import { cpSync, readdirSync, statSync, mkdirSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 

@@ -12,7 +12,7 @@ import { adminConfigWarnings } from './config/sections/admin.js';
 import type { Observability } from './core/deps.js';
 import { LineBatcher } from './core/log-batch.js';
 import { ConfigError, type FileProblem } from './core/errors.js';
-import { createDirectory, createRedisClient, type Directory } from './directory/index.js';
+import { closeRedisClient, createDirectory, createRedisClient, type Directory } from './directory/index.js';
 import { openJournal, type Journal } from './journal/index.js';
 import { createLmtpServer } from './lmtp/index.js';
 import { authConfigProblems, authConfigWarnings, createAuthServer, createMemoryThrottle, createRedisThrottle } from './auth/index.js';
@@ -110,7 +110,14 @@ export async function startStoreroute(config: Config, logger = createLogger(conf
   };
 
   try {
-    const directory = await createDirectory(config.directory, obs);
+    // One command connection to Redis, opened and closed here, lent to the directory, the auth
+    // throttle and the instance heartbeat (the directory adds its subscriber, which cannot be
+    // shared): two connections per process. Closed last, after everything that borrows it.
+    const redis = config.directory.backend === 'redis'
+      ? createRedisClient(config.directory.redis, obs, { role: 'command' }) : undefined;
+    if (redis) stops.push(() => closeRedisClient(redis));
+
+    const directory = await createDirectory(config.directory, obs, { redis });
     stops.push(() => directory.close());
 
     const journal = config.journal.enabled ? await openJournal(config.journal, obs) : undefined;
@@ -126,8 +133,6 @@ export async function startStoreroute(config: Config, logger = createLogger(conf
     }
 
     if (config.auth.enabled) {
-      const redis = directory.kind === 'redis' ? createRedisClient(config.directory.redis, obs) : null;
-      if (redis) stops.push(async () => { redis.disconnect(); });
       const throttle = redis
         ? createRedisThrottle(redis, config.directory.redis.keyPrefix, config.auth.throttle)
         : createMemoryThrottle(config.auth.throttle);
@@ -163,10 +168,10 @@ export async function startStoreroute(config: Config, logger = createLogger(conf
       });
       running.admin = await admin.listen();
       stops.push(() => admin.close());
-      if (directory.kind === 'redis') {
+      if (redis) {
         const name = config.admin.instanceName ?? `${hostname()}:${running.admin.port}`;
-        const hb = startHeartbeat({ config: config.directory.redis, name, url: running.admin.url, intervalMs: config.admin.heartbeatMs, obs,
-          token: config.admin.token });
+        const hb = startHeartbeat({ redis, keyPrefix: config.directory.redis.keyPrefix, name, url: running.admin.url,
+          intervalMs: config.admin.heartbeatMs, obs, token: config.admin.token });
         stops.push(() => hb.stop());
       }
     }

@@ -1,25 +1,18 @@
 /**
- * Failure counters in Redis, shared by every proxy. Keys (all here, all under one hash tag so the
- * script's two keys live in one Cluster slot):
- *   <prefix>{auth}:fail:ip:<client ip>
- *   <prefix>{auth}:fail:user:<login name>
+ * Failure counters in Redis, shared by every proxy. The keys come from core/redis-keys.ts (both
+ * under the `{auth}` hash tag, so the script's two keys live in one Cluster slot); the script is
+ * ./lua/record-failure.lua, registered through the directory's one registration path.
+ *
+ * The client is the caller's (main.ts lends the directory's command connection): this store never
+ * closes it.
  */
-import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import type { Cluster, Redis } from 'ioredis';
+import { authThrottleKeys } from '../core/redis-keys.js';
+import { readLuaFile, registerScript, scriptCommandName } from '../directory/index.js';
 import type { ThrottleCounts, ThrottleStore } from './throttle.js';
 
-/** Versioned so two releases with different script bodies can share one Redis during a rollout. */
-const RECORD_FAILURE = 'storerouteAuthRecordFailureV1';
-
-export function throttleKeys(prefix: string) {
-  return {
-    ip: (ip: string) => `${prefix}{auth}:fail:ip:${ip}`,
-    user: (user: string) => `${prefix}{auth}:fail:user:${user}`,
-  };
-}
-
-type RecordFailure = (ipKey: string, userKey: string, windowMs: number) => Promise<unknown>;
+/** Registered as `sr_recordFailure_v1`; bump the version whenever record-failure.lua's contract changes. */
+const RECORD_FAILURE = { name: 'recordFailure', version: 1, numberOfKeys: 2 } as const;
 
 function toCount(v: unknown): number {
   const n = typeof v === 'number' ? v : typeof v === 'string' ? Number(v) : 0;
@@ -27,20 +20,17 @@ function toCount(v: unknown): number {
 }
 
 export interface RedisThrottleOptions {
-  /** An ioredis client (standalone, Sentinel or Cluster). Not closed by `close()` unless `ownsClient`. */
+  /** An ioredis client (standalone, Sentinel or Cluster); the caller's to close. */
   client: Redis | Cluster;
   /** Same prefix as the directory's keys, e.g. "storeroute:". */
   keyPrefix: string;
-  ownsClient?: boolean;
 }
 
 export function createRedisThrottleStore(options: RedisThrottleOptions): ThrottleStore {
   const { client, keyPrefix } = options;
-  const keys = throttleKeys(keyPrefix);
-  const lua = readFileSync(fileURLToPath(new URL('./lua/record-failure.lua', import.meta.url)), 'utf8');
-  // defineCommand sends EVALSHA and falls back to EVAL on NOSCRIPT, so a SCRIPT FLUSH heals itself.
-  client.defineCommand(RECORD_FAILURE, { numberOfKeys: 2, lua });
-  const recordFailureScript = (client as unknown as Record<string, RecordFailure>)[RECORD_FAILURE]!.bind(client);
+  const keys = authThrottleKeys(keyPrefix);
+  const recordFailureScript = registerScript(client,
+    { ...RECORD_FAILURE, lua: readLuaFile(new URL('./lua/record-failure.lua', import.meta.url)) });
 
   return {
     kind: 'redis',
@@ -50,11 +40,12 @@ export function createRedisThrottleStore(options: RedisThrottleOptions): Throttl
     },
     async recordFailure(ip, user, windowMs): Promise<ThrottleCounts> {
       const reply = await recordFailureScript(keys.ip(ip), keys.user(user), Math.max(1, Math.round(windowMs)));
-      if (!Array.isArray(reply) || reply.length !== 2) throw new Error(`${RECORD_FAILURE}: unexpected reply ${JSON.stringify(reply)}`);
+      if (!Array.isArray(reply) || reply.length !== 2) throw new Error(`${scriptCommandName(RECORD_FAILURE.name, RECORD_FAILURE.version)}: unexpected reply ${JSON.stringify(reply)}`);
       return { ip: toCount(reply[0]), user: toCount(reply[1]) };
     },
-    async close() {
-      if (options.ownsClient) await client.quit().catch(() => client.disconnect());
+    close() {
+      // Nothing of its own to release: the client belongs to whoever opened it.
+      return Promise.resolve();
     },
   };
 }

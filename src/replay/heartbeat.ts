@@ -8,30 +8,49 @@
  *
  * It lives with the registry it writes (replay/instances.ts), not in admin/: the admin API only
  * serves the routes main.ts gives it, and main.ts starts this beat once that API is listening.
+ *
+ * Given a client (main.ts lends the directory's command connection), it writes through it and
+ * never closes it. Given only the Redis config (a process with no client to lend), it opens its
+ * own and closes it in stop(). Either way whoever opened the client closes it.
  */
+import type { Redis } from 'ioredis';
 import type { Observability } from '../core/deps.js';
-import { createRedisClient, type RedisConfig } from '../directory/index.js';
-import { instancesKey, encodeInstance, registryKey, signInstance } from './instances.js';
+import { instancesKey } from '../core/redis-keys.js';
+import { closeRedisClient, createRedisClient, type RedisConfig } from '../directory/index.js';
+import { encodeInstance, registryKey, signInstance } from './instances.js';
 
 export interface Heartbeat {
   stop(): Promise<void>;
 }
 
-export interface HeartbeatOptions {
-  config: RedisConfig;
+/** Where the entry is written. */
+export type HeartbeatTarget =
+  /** The caller's client, still open after stop(): the caller closes it, after stop(). */
+  | { redis: Pick<Redis, 'hset' | 'hdel'>; /** config.directory.redis.keyPrefix. */ keyPrefix: string }
+  /** Opens a connection of its own (CLIENT SETNAME storeroute:heartbeat) and closes it in stop(). */
+  | { config: RedisConfig };
+
+export type HeartbeatOptions = HeartbeatTarget & {
   name: string;
   url: string;
   intervalMs: number;
   obs: Observability;
   /** config.admin.token. Without it the entry is unsigned and `storeroute replay` skips this instance. */
   token?: string | undefined;
+};
+
+/** The client to write through, and what stop() must release: only a client opened here. */
+function connect(target: HeartbeatTarget, obs: Observability) {
+  if ('redis' in target) return { redis: target.redis, keyPrefix: target.keyPrefix, release: () => Promise.resolve() };
+  const own = createRedisClient(target.config, obs, { role: 'heartbeat' });
+  return { redis: own, keyPrefix: target.config.keyPrefix, release: () => closeRedisClient(own) };
 }
 
 export function startHeartbeat(opts: HeartbeatOptions): Heartbeat {
-  const { config, name, url, intervalMs, obs, token } = opts;
+  const { name, url, intervalMs, obs, token } = opts;
   const log = obs.logger.child({ component: 'heartbeat', instance: name });
-  const redis = createRedisClient(config, obs);
-  const key = instancesKey(config.keyPrefix);
+  const { redis, keyPrefix, release } = connect(opts, obs);
+  const key = instancesKey(keyPrefix);
   // Derived once (scrypt is deliberately slow); every beat awaits the same promise.
   const signingKey = token ? registryKey(token) : Promise.resolve(null);
   if (!token) log.warn('heartbeat_unsigned');
@@ -63,12 +82,13 @@ export function startHeartbeat(opts: HeartbeatOptions): Heartbeat {
 
   return {
     async stop() {
+      if (stopped) return;
       stopped = true;
       clearInterval(timer);
       await inflight;
       // Leave promptly: a stopped instance should not be asked to replay.
       await redis.hdel(key, name).catch(() => undefined);
-      redis.disconnect();
+      await release();
     },
   };
 }

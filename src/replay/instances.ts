@@ -3,7 +3,7 @@
  * heartbeats an entry into one Redis hash, and the CLI fans a replay out to every live one over
  * its admin API. Layout (shared with the heartbeat writer, replay/heartbeat.ts):
  *
- *   key    <keyPrefix>{instances}           a hash, one field per instance
+ *   key    <keyPrefix>{instances}           a hash, one field per instance (core/redis-keys.ts)
  *   field  instance name                    config.admin.instanceName, default host:port
  *   value  JSON {"url": …, "lastSeen": <epoch ms>, "sig"?: "v1:<base64url HMAC-SHA256>"}
  *
@@ -16,6 +16,7 @@
  * ignored, never deleted here (the instance may only be slow).
  */
 import { createHmac, scrypt, timingSafeEqual } from 'node:crypto';
+import { instancesKey } from '../core/redis-keys.js';
 import type { ReplayRequestInput } from './request.js';
 import type { ReplayItem, ReplaySummary } from './replay.js';
 
@@ -49,10 +50,8 @@ const SIG_VERSION = 'v1';
 /** Fixed salt: the key only has to differ from the token itself and from other uses of it. */
 const KEY_SALT = 'storeroute-instance-registry-v1';
 
-/** The hash's key; `{instances}` is its own Cluster hash tag (no script touches it with others). */
-export function instancesKey(keyPrefix: string): string {
-  return `${keyPrefix}{instances}`;
-}
+/** The hash's key, built with every other key in core/redis-keys.ts (re-exported for the CLI's tests). */
+export { instancesKey };
 
 /**
  * The registry signing key for an admin token. scrypt rather than a plain HMAC of the token:

@@ -42,7 +42,7 @@ describe('Redis failure counters', () => {
     const store = createRedisThrottleStore({ client, keyPrefix: uniquePrefix('auth') });
     // A non-integer window reaches the script as is only through a direct call; the wrapper rounds.
     await expect((client as unknown as Record<string, (...a: unknown[]) => Promise<unknown>>)
-      .storerouteAuthRecordFailureV1!('k1{auth}', 'k2{auth}', 'soon')).rejects.toThrow('ERR_BAD_WINDOW');
+      .sr_recordFailure_v1!('k1{auth}', 'k2{auth}', 'soon')).rejects.toThrow('ERR_BAD_WINDOW');
     expect(await store.recordFailure('192.0.2.3', 'x', 0.2)).toEqual({ ip: 1, user: 1 });
   });
 
@@ -51,6 +51,13 @@ describe('Redis failure counters', () => {
     const results = await Promise.all(Array.from({ length: 200 }, (_, i) => store.recordFailure('192.0.2.4', `u${i % 4}`, 60_000)));
     expect(results.map((r) => r.ip).sort((a, b) => a - b)).toEqual(Array.from({ length: 200 }, (_, i) => i + 1));
     expect(await store.counts('192.0.2.4', 'u0')).toEqual({ ip: 200, user: 50 });
+  });
+
+  it('leaves the client open on close(): it is the caller\'s (main.ts shares the directory\'s)', async () => {
+    const store = createRedisThrottleStore({ client, keyPrefix: uniquePrefix('auth') });
+    await store.close();
+    expect(client.status).toBe('ready');
+    expect(await client.ping()).toBe('PONG');
   });
 
   it('recovers after SCRIPT FLUSH (NOSCRIPT path)', async () => {

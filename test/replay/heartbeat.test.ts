@@ -1,7 +1,8 @@
 /**
  * The instance heartbeat against a real redis-server: the entry it writes is signed with a key
  * derived from admin.token (so `storeroute replay` can tell it from a planted one), and stop()
- * leaves nothing behind even while the key is still being derived.
+ * leaves nothing behind even while the key is still being derived. It closes only a connection
+ * it opened itself.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
@@ -26,8 +27,9 @@ describe('instance heartbeat', () => {
     await redis.close();
   });
 
+  // As main.ts runs it: writing through a client it borrows (here the test's own).
   const start = (prefix: string, token: string | undefined) => startHeartbeat({
-    config: parseConfig({ directory: { backend: 'redis', redis: { url: redis.url, keyPrefix: prefix } } }).directory.redis,
+    redis: client, keyPrefix: prefix,
     name: 'proxy1', url: 'http://10.0.0.5:9025', intervalMs: 60_000, obs: { logger: testLogger(), metrics: testRegistry() }, token,
   });
 
@@ -43,6 +45,20 @@ describe('instance heartbeat', () => {
     expect(verifyInstance({ name: 'proxy2', ...entry }, await registryKey(TOKEN))).toBe('INSTANCE_BAD_SIGNATURE');
     await hb.stop();
     expect(await client.hexists(instancesKey(prefix), 'proxy1')).toBe(0);
+    expect(client.status).toBe('ready'); // a borrowed client is left open for its owner
+  });
+
+  it('with only the Redis config, opens its own connection and closes it in stop()', async () => {
+    const prefix = uniquePrefix('hb');
+    const hb = startHeartbeat({
+      config: parseConfig({ directory: { backend: 'redis', redis: { url: redis.url, keyPrefix: prefix } } }).directory.redis,
+      name: 'proxy1', url: 'http://10.0.0.5:9025', intervalMs: 60_000, obs: { logger: testLogger(), metrics: testRegistry() }, token: TOKEN,
+    });
+    await waitFor(() => client.hget(instancesKey(prefix), 'proxy1'), 5_000, 'heartbeat entry');
+    expect(await client.client('LIST')).toContain('name=storeroute:heartbeat ');
+    await hb.stop();
+    expect(await client.hexists(instancesKey(prefix), 'proxy1')).toBe(0);
+    await waitFor(async () => !(await client.client('LIST') as string).includes('name=storeroute:heartbeat '), 5_000, 'its connection closed');
   });
 
   it('without a token writes an unsigned entry (which replay skips)', async () => {

@@ -1,7 +1,8 @@
 --[[
-  record-failure: count one failed login for a client IP and a login name.
+  record-failure (registered as sr_recordFailure_v<N>, auth/throttle-redis.ts): count one failed
+  login for a client IP and a login name.
 
-  KEYS[1]  failure counter of the client IP    (<prefix>{auth}:fail:ip:<ip>)
+  KEYS[1]  failure counter of the client IP    (<prefix>{auth}:fail:ip:<ip>, core/redis-keys.ts)
   KEYS[2]  failure counter of the login name   (<prefix>{auth}:fail:user:<name>)
   ARGV[1]  window in milliseconds (integer >= 1); every failure restarts both windows
 

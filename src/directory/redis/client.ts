@@ -1,8 +1,12 @@
 /**
- * The one way storeroute opens a Redis connection (directory, auth throttle counters, instance
- * registry): standalone or Sentinel, an `error` listener always attached (an unhandled `error`
+ * The one way storeroute opens a Redis connection: standalone or Sentinel, an `error` listener always attached (an unhandled `error`
  * event would crash the process), and a reconnect backoff short enough that a restarted Redis is
  * used again within half a second (ioredis' default can leave ~5 s).
+ *
+ * A serving process opens two: main.ts opens the command connection and lends it to the
+ * directory, the auth throttle and the instance heartbeat; the directory opens its subscriber
+ * (a connection in SUBSCRIBE mode cannot send other commands, so it is never shared). Whoever
+ * opens a client closes it, once, with `closeRedisClient`; a borrower never does.
  */
 import { Redis, type RedisOptions } from 'ioredis';
 import type { Observability } from '../../core/deps.js';
@@ -11,7 +15,7 @@ import type { Config } from '../../config/index.js';
 export type RedisConfig = Config['directory']['redis'];
 
 export interface RedisClientOptions {
-  /** Shown in logs and as CLIENT SETNAME (e.g. "directory", "directory-sub", "auth-throttle"). */
+  /** Shown in logs and as CLIENT SETNAME `storeroute:<role>` (e.g. "command", "directory-sub", "replay-cli"). */
   role?: string;
   /** Extra ioredis options (e.g. `autoResubscribe: false` for a subscriber that re-subscribes itself). */
   extra?: Partial<RedisOptions>;
@@ -55,4 +59,13 @@ export function createRedisClient(config: RedisConfig, obs: Observability, optio
     healthy = true;
   });
   return client;
+}
+
+/**
+ * QUIT (replies still pending are answered first), then drop the socket whatever happened: QUIT
+ * on a link that is down resolves at once or times out (commandTimeoutMs), never holding a stop up.
+ */
+export async function closeRedisClient(client: Redis): Promise<void> {
+  await client.quit().catch(() => undefined);
+  client.disconnect();
 }

@@ -17,7 +17,7 @@ import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { DirectorySnapshot } from '../model.js';
 import type { ChangeSet } from '../changeset.js';
-import type { DirectoryKeys } from './keys.js';
+import type { DirectoryKeys } from '../../core/redis-keys.js';
 import type { DirectoryScripts } from './scripts.js';
 
 /** Changed entries of one table above which it is staged and swapped rather than patched. */

@@ -30,8 +30,8 @@ import { canonicalUser, checkActor, slotFromInput, type Mutation } from '../rule
 import { buildChangeSet } from '../changeset.js';
 import { commitChangeSet } from './commit.js';
 import { readSnapshot } from './snapshot.js';
-import { createRedisClient, reconnectDelay, type RedisConfig } from './client.js';
-import { directoryKeys, type DirectoryKeys } from './keys.js';
+import { closeRedisClient, createRedisClient, reconnectDelay, type RedisConfig } from './client.js';
+import { directoryKeys, type DirectoryKeys } from '../../core/redis-keys.js';
 import { mapRedisError } from './errors.js';
 import { defineScripts, loadScriptSources, type DirectoryScripts, type MutationScript, type ScriptSources } from './scripts.js';
 
@@ -58,6 +58,15 @@ export interface RedisTuning {
   patchLimit?: number;
 }
 
+export interface RedisOpenOptions extends RedisTuning {
+  /**
+   * A command connection the caller opened and closes (main.ts shares one with the auth throttle
+   * and the heartbeat). The directory defines its scripts on it and never closes it. Without one
+   * the directory opens its own and closes it in close().
+   */
+  client?: Redis;
+}
+
 function parseEntry<T>(json: string | null | undefined): T | null {
   return json ? (JSON.parse(json) as T) : null;
 }
@@ -76,8 +85,9 @@ export class RedisDirectory extends MutatingDirectory implements Backend {
   readonly #changes: Listeners<ChangeEvent>;
   readonly #feed: Listeners<FeedEvent>;
 
-  private constructor(readonly client: Redis, private readonly sub: Redis, private readonly config: RedisConfig,
-    private readonly obs: Observability, sources: ScriptSources, private readonly tuning: RedisTuning) {
+  private constructor(readonly client: Redis, private readonly ownsClient: boolean, private readonly sub: Redis,
+    private readonly config: RedisConfig, private readonly obs: Observability, sources: ScriptSources,
+    private readonly tuning: RedisTuning) {
     super();
     this.#keys = directoryKeys(config.keyPrefix);
     this.#scripts = defineScripts(client, sources);
@@ -88,12 +98,13 @@ export class RedisDirectory extends MutatingDirectory implements Backend {
 
   /** Connects (without failing when Redis is down: lookups answer DirectoryUnavailableError until it is up). */
   static async open(config: RedisConfig, obs: Observability, sources = loadScriptSources(),
-    tuning: RedisTuning = {}): Promise<RedisDirectory> {
-    const client = createRedisClient(config, obs, { role: 'directory' });
+    options: RedisOpenOptions = {}): Promise<RedisDirectory> {
+    const { client: shared, ...tuning } = options;
+    const client = shared ?? createRedisClient(config, obs, { role: 'directory' });
     const sub = createRedisClient(config, obs, { role: 'directory-sub', extra: { autoResubscribe: false,
       // The subscriber must not queue SUBSCRIBE behind a dead link; we re-subscribe on `ready`.
       enableOfflineQueue: false, commandTimeout: undefined } });
-    const dir = new RedisDirectory(client, sub, config, obs, sources, tuning);
+    const dir = new RedisDirectory(client, !shared, sub, config, obs, sources, tuning);
     dir.#wireSubscriber();
     dir.#startLiveness();
     await dir.#waitFeed(config.connectTimeoutMs);
@@ -174,7 +185,8 @@ export class RedisDirectory extends MutatingDirectory implements Backend {
         version = await this.version();
       } catch (err) {
         // Lookups fail on their own (451). But a command connection that went silently dead
-        // times out forever and never reconnects: drop it so ioredis opens a fresh one.
+        // times out forever and never reconnects: drop it so ioredis opens a fresh one (also for
+        // the auth throttle and the heartbeat when main.ts shares it: they were stuck on it too).
         if (/timed? ?out/i.test((err as Error).message) && this.client.status === 'ready') {
           this.obs.logger.warn({ err: { message: (err as Error).message } }, 'directory_command_connection_reset');
           this.client.disconnect(true);
@@ -330,8 +342,6 @@ export class RedisDirectory extends MutatingDirectory implements Backend {
     this.#closed = true;
     this.#feedLive = false;
     if (this.#liveness) clearInterval(this.#liveness);
-    await Promise.allSettled([this.sub.quit(), this.client.quit()]);
-    this.sub.disconnect();
-    this.client.disconnect();
+    await Promise.all([closeRedisClient(this.sub), this.ownsClient ? closeRedisClient(this.client) : undefined]);
   }
 }

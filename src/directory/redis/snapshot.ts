@@ -8,7 +8,7 @@
  */
 import type { Redis } from 'ioredis';
 import type { DirectorySnapshot, Slot, Store, User } from '../model.js';
-import type { DirectoryKeys } from './keys.js';
+import type { DirectoryKeys } from '../../core/redis-keys.js';
 
 /** Directories with fewer entries than this are read in one MULTI (cheap at that size). */
 export const SCAN_ABOVE = 5_000;
