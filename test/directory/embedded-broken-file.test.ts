@@ -16,6 +16,16 @@ import { waitFor } from '../helpers/ports.js';
 import { testLogger, testRegistry } from '../helpers/logger.js';
 import { seedLayout } from './behaviour.js';
 
+/**
+ * Replaces the file in one step (temp file + rename). A plain writeFile truncates first, and the
+ * watch may catch the empty file in between: a second, distinct bad state, rightly logged on its
+ * own, which would make "logged once" depend on timing.
+ */
+async function replaceWith(file: string, text: string): Promise<void> {
+  await writeFile(`${file}.accident`, text);
+  await rename(`${file}.accident`, file);
+}
+
 function capturingLogger() {
   const lines: Array<Record<string, unknown>> = [];
   const sink = new Writable({ write(chunk: Buffer, _enc, done) {
@@ -58,10 +68,10 @@ describe('embedded directory file broken under a running process', () => {
 
   const accidents: Array<[string, () => Promise<void>, RegExp]> = [
     ['emptied (truncated to 0 bytes)', () => writeFile(file, ''), /is empty/],
-    ['replaced by {}', () => writeFile(file, '{}'), /does not parse \(slots: section missing/],
+    ['replaced by {}', () => replaceWith(file, '{}'), /does not parse \(slots: section missing/],
     ['deleted', () => rm(file), /is missing/],
     ['stripped of its users and stores (an old version, not a newer save)',
-      () => writeFile(file, JSON.stringify({ version: 3, slots: {}, stores: {}, users: {} })),
+      () => replaceWith(file, JSON.stringify({ version: 3, slots: {}, stores: {}, users: {} })),
       /suddenly holds no users \(the last good view has 2\) and no stores \(the last good view has 2\)/],
   ];
 
@@ -97,7 +107,7 @@ describe('embedded directory file broken under a running process', () => {
       expect(await metric(metrics, 'storeroute_directory_file_ok')).toBe(0);
 
       // The good file back: recovered, logged, ready, and changes work again.
-      await writeFile(file, good);
+      await replaceWith(file, good);
       expect(await dir.readiness()).toEqual({ ok: true, problems: [] });
       expect(lines.filter((l) => l.msg === 'directory_file_recovered')).toHaveLength(1);
       expect(await metric(metrics, 'storeroute_directory_file_ok')).toBe(1);
