@@ -49,7 +49,9 @@ async function backendFor(slot: string): Promise<{ port: number; close(): Promis
     sock.on('close', () => sockets.delete(sock));
     sock.on('error', () => undefined);
     sock.write('220 bench LMTP\r\n');
-    createInterface({ input: sock, crlfDelay: Infinity }).on('line', (line) => {
+    // A proxy may reset a pooled connection (shutdown, a failed session): readline re-emits the
+    // socket's error, and an unhandled one would end the bench.
+    createInterface({ input: sock, crlfDelay: Infinity }).on('error', () => undefined).on('line', (line) => {
       const verb = line.slice(0, 4).toUpperCase();
       if (verb === 'LHLO') sock.write('250-bench\r\n250-ENHANCEDSTATUSCODES\r\n250 PIPELINING\r\n');
       else if (verb === 'RCPT') {

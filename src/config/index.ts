@@ -72,6 +72,7 @@ function resolvePaths(config: Config, base: string): Config {
   if (config.directory.embedded.seed) config.directory.embedded.seed = abs(config.directory.embedded.seed);
   config.journal.dir = abs(config.journal.dir);
   if (config.lmtp.socket) config.lmtp.socket = abs(config.lmtp.socket);
+  for (const slot of config.agent.slots) slot.imapdConf = abs(slot.imapdConf);
   return config;
 }
 

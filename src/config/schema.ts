@@ -10,6 +10,7 @@ import { authSection } from './sections/auth.js';
 import { journalSection } from './sections/journal.js';
 import { adminSection } from './sections/admin.js';
 import { replaySection } from './sections/replay.js';
+import { agentSection } from './sections/agent.js';
 
 export const configSchema = z.strictObject({
   log: logSection.prefault({}),
@@ -19,6 +20,7 @@ export const configSchema = z.strictObject({
   journal: journalSection.prefault({}),
   admin: adminSection.prefault({}),
   replay: replaySection.prefault({}),
+  agent: agentSection.prefault({}),
 });
 
 export type Config = z.infer<typeof configSchema>;
@@ -32,4 +34,5 @@ export const SECRET_PATHS = [
   'auth.sharedSecret.value',
   'admin.token',
   'replay.imap.password',
+  'agent.token',
 ] as const;

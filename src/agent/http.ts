@@ -1,0 +1,160 @@
+/**
+ * The agent's own HTTP port: GET /metrics and /healthz for anyone who can reach it; GET /report
+ * and POST /ops/<name> only with the bearer token (none configured: refused). Loopback by default:
+ * operations stop services and push mail between machines.
+ */
+import { createServer, type IncomingMessage, type ServerResponse, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { Observability } from '../core/deps.js';
+import { AgentError, type AgentErrorCode } from './errors.js';
+
+const MAX_BODY = 16 * 1024;
+
+/** Each error code's HTTP status: the caller can tell "fix your request" from "try later". */
+const STATUS: Partial<Record<AgentErrorCode, number>> = {
+  OP_UNKNOWN: 404,
+  OP_BAD_ARGUMENT: 400,
+  OP_REFUSED: 409,
+  SLOT_BUSY: 409,
+  OP_NOT_CONFIGURED: 501,
+  COMMAND_FAILED: 502,
+  COMMAND_TIMEOUT: 504,
+};
+
+export interface AgentHttpOptions {
+  listen: { host: string; port: number };
+  token: string | undefined;
+  obs: Observability;
+  /** Body of /healthz and whether the agent is healthy (its rounds are not stuck). */
+  health: () => { ok: boolean; [k: string]: unknown };
+  report: () => unknown;
+  runOp: (name: string, body: unknown) => Promise<unknown>;
+}
+
+export interface AgentHttp {
+  listen(): Promise<{ port: number; url: string }>;
+  close(): Promise<void>;
+}
+
+/**
+ * Bearer check in constant time; both sides hashed so the length does not leak either. (Same rule
+ * as admin/auth-token.ts, which admin/ does not export through its entry file.)
+ */
+export function bearerOk(header: string | undefined, token: string | undefined): boolean {
+  if (!token || !header) return false;
+  const m = /^Bearer\s+(.+)$/i.exec(header.trim());
+  if (!m || !m[1]) return false;
+  const a = createHash('sha256').update(m[1]).digest();
+  const b = createHash('sha256').update(token).digest();
+  return timingSafeEqual(a, b);
+}
+
+function sendJson(res: ServerResponse, status: number, value: unknown): void {
+  const body = JSON.stringify(value) + '\n';
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+  res.end(body);
+}
+
+function readBody(req: IncomingMessage): Promise<string | null> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size > MAX_BODY) {
+        req.pause();
+        req.removeAllListeners('data');
+        resolve(null);
+        return;
+      }
+      chunks.push(c);
+    });
+    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.on('error', reject);
+  });
+}
+
+export function createAgentHttp(opts: AgentHttpOptions): AgentHttp {
+  const log = opts.obs.logger.child({ component: 'agent-http' });
+  let server: Server | null = null;
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://agent');
+    if (req.method === 'GET' && url.pathname === '/metrics') {
+      const text = await opts.obs.metrics.metrics();
+      res.writeHead(200, { 'content-type': opts.obs.metrics.contentType });
+      res.end(text);
+      return;
+    }
+    if (req.method === 'GET' && url.pathname === '/healthz') {
+      const h = opts.health();
+      return sendJson(res, h.ok ? 200 : 503, h);
+    }
+    const isOp = url.pathname.startsWith('/ops/');
+    if (!isOp && url.pathname !== '/report') return sendJson(res, 404, { error: 'not found', code: 'NOT_FOUND' });
+    // The token comes before anything else, so an unauthenticated caller learns nothing, not even
+    // which operation names exist.
+    if (!bearerOk(req.headers.authorization, opts.token)) {
+      log.warn({ path: url.pathname, remote: req.socket.remoteAddress }, 'agent_forbidden');
+      const why = opts.token ? 'missing or wrong bearer token' : 'agent.token is not set: operations are disabled';
+      return sendJson(res, 401, { error: why, code: 'UNAUTHORIZED' });
+    }
+    if (!isOp) {
+      if (req.method !== 'GET') return sendJson(res, 405, { error: 'use GET', code: 'METHOD' });
+      return sendJson(res, 200, opts.report() ?? null);
+    }
+    if (req.method !== 'POST') return sendJson(res, 405, { error: 'use POST', code: 'METHOD' });
+    const name = decodeURIComponent(url.pathname.slice('/ops/'.length));
+    const raw = await readBody(req);
+    if (raw === null) {
+      res.setHeader('connection', 'close');
+      res.on('finish', () => req.destroy());
+      return sendJson(res, 413, { error: `body larger than ${MAX_BODY} bytes`, code: 'BODY_TOO_LARGE' });
+    }
+    let body: unknown;
+    try {
+      body = raw.trim() === '' ? {} : JSON.parse(raw);
+    } catch {
+      return sendJson(res, 400, { error: 'body is not JSON', code: 'OP_BAD_ARGUMENT' });
+    }
+    try {
+      const result = await opts.runOp(name, body);
+      return sendJson(res, 200, result);
+    } catch (err) {
+      if (err instanceof AgentError) {
+        return sendJson(res, STATUS[err.code] ?? 500, { error: err.message, code: err.code, facts: err.facts });
+      }
+      log.error({ err, op: name }, 'agent_op_crashed');
+      return sendJson(res, 500, { error: (err as Error).message, code: 'INTERNAL' });
+    }
+  }
+
+  return {
+    listen() {
+      return new Promise((resolve, reject) => {
+        const s = createServer((req, res) => {
+          handle(req, res).catch((err: unknown) => {
+            log.error({ err }, 'agent_http_crashed');
+            if (!res.headersSent) sendJson(res, 500, { error: 'internal error', code: 'INTERNAL' });
+          });
+        });
+        s.once('error', reject);
+        s.listen(opts.listen.port, opts.listen.host, () => {
+          server = s;
+          const port = (s.address() as AddressInfo).port;
+          const host = opts.listen.host.includes(':') ? `[${opts.listen.host}]` : opts.listen.host;
+          resolve({ port, url: `http://${host}:${port}` });
+        });
+      });
+    },
+    close() {
+      return new Promise((resolve) => {
+        if (!server) return resolve();
+        server.close(() => resolve());
+        server.closeAllConnections();
+        server = null;
+      });
+    },
+  };
+}
