@@ -64,8 +64,17 @@ function short(value: unknown): string {
   return JSON.stringify(value);
 }
 
+/** An event's detail in one line: `<result>: <detail>` when it has both (the agent's records do). */
+function describeEvent(detail: unknown): string {
+  if (typeof detail === 'string') return detail;
+  const d = detail as Record<string, unknown> | null;
+  if (d && typeof d === 'object' && typeof d.result === 'string' && typeof d.detail === 'string') return `${d.result}: ${d.detail}`;
+  return JSON.stringify(detail);
+}
+
 /** "currentMaster slot101→slot201, epoch 3→4" — what an audit record changed, in one line. */
 export function describeChange(record: AuditRecord): string {
+  if (record.detail !== undefined) return describeEvent(record.detail);
   const before = record.before as Record<string, unknown> | null | undefined;
   const after = record.after as Record<string, unknown> | null | undefined;
   if (!before && after) return 'created';

@@ -7,6 +7,7 @@ import { readFileSync, realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Command, Option } from 'commander';
 import { processIo, reportError, EXIT, type CliIo } from './io.js';
+import { registerAgent } from './agent.js';
 import { registerConfig } from './config.js';
 import { registerDirectory } from './directory.js';
 import { registerHistory } from './history.js';
@@ -39,6 +40,7 @@ export function buildProgram(io: CliIo = processIo()): Command {
     .showHelpAfterError('(add --help for usage)');
 
   registerServe(program);
+  registerAgent(program, io);
   registerDirectory(program, io);
   registerStore(program, io);
   registerSlot(program, io);

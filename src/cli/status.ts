@@ -4,6 +4,7 @@ import { isRunningBackwards, mastersPerMachine, type DirectorySnapshot } from '.
 import { onDirectory, type JsonOption } from './command.js';
 import { byName, slotRole } from './format.js';
 import { printJson, type CliIo } from './io.js';
+import { readReplication, replicationOf, seconds, splitBrainText, stateText, type ReplicationView } from './replication.js';
 import { formatTable } from './table.js';
 
 export function directoryStatus(snap: DirectorySnapshot) {
@@ -23,19 +24,54 @@ export function directoryStatus(snap: DirectorySnapshot) {
   };
 }
 
+/** Every store's replication verdict, worst first, and the agents heard from. */
+export function replicationStatus(view: ReplicationView, snap: DirectorySnapshot) {
+  return {
+    replication: replicationOf(view, snap),
+    agents: view.agents,
+    ...(view.unreadable ? { replicationUnreadable: view.unreadable } : {}),
+  };
+}
+
+/** Indents every line (not the end after the last newline: the next section starts at column 0). */
+function indent(text: string): string {
+  return text.replace(/^(?=.)/gm, '  ');
+}
+
 function section(title: string, headers: string[], rows: (string | number | null)[][]): string {
   if (rows.length === 0) return `${title}: none\n`;
-  return `${title} (${rows.length}):\n` + formatTable(headers, rows).replace(/^/gm, '  ');
+  return `${title} (${rows.length}):\n` + indent(formatTable(headers, rows));
+}
+
+function replicationSection(st: ReturnType<typeof replicationStatus>): string {
+  const title = 'Replication, worst first';
+  if (st.replication.length === 0) return `${title}: no stores\n`;
+  const rows = st.replication.map((v) => [v.store, stateText(v.state, v.alert), v.currentMaster, v.master.pendingBytes,
+    seconds(v.master.oldestPendingAgeMs), splitBrainText(v), v.master.reasons.join('; ')]);
+  return `${title} (${st.replication.length}):\n` + indent(formatTable(['store', 'state', 'master', 'pending', 'lag', 'split-brain', 'why'], rows));
+}
+
+function agentsSection(st: ReturnType<typeof replicationStatus>): string {
+  if (st.agents.length === 0) {
+    return 'Agents: none has reported (no `storeroute agent` runs, or none can reach this directory): replication is unknown\n';
+  }
+  return section('Agents', ['machine', 'reported', 'stale', 'slots', 'problem'], st.agents.map((a) => [
+    a.machine, a.ageMs === null ? null : `${seconds(a.ageMs)} ago`, a.stale ? 'yes' : 'no', a.slots.join(',') || null, a.problem ?? null,
+  ]));
 }
 
 export function registerStatus(program: Command, io: CliIo): void {
-  program.command('status').description('stores running backwards, slots down, masters per machine')
+  program.command('status').description('replication per store, stores running backwards, slots down, masters per machine')
     .option('--json', 'machine-readable output')
-    .action((opts: JsonOption, cmd: Command) => onDirectory(io, cmd, async (dir) => {
-      const st = directoryStatus(await dir.snapshot());
+    .action((opts: JsonOption, cmd: Command) => onDirectory(io, cmd, async (dir, config) => {
+      const snap = await dir.snapshot();
+      const st = { ...directoryStatus(snap), ...replicationStatus(await readReplication(dir, config.agent), snap) };
       if (opts.json) return printJson(io, st);
       io.stdout([
         `directory version ${st.version}: ${st.counts.slots} slots, ${st.counts.stores} stores, ${st.counts.users} users\n`,
+        replicationSection(st),
+        ...(st.replicationUnreadable ? [`  (${st.replicationUnreadable})\n`] : []),
+        agentsSection(st),
         section('Stores running backwards', ['store', 'preferred', 'current', 'epoch'],
           st.runningBackwards.map((r) => [r.store, r.preferredMaster, r.currentMaster, r.epoch])),
         section('Stores not active', ['store', 'state'], st.storesNotActive.map((r) => [r.store, r.state])),

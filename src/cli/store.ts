@@ -5,7 +5,8 @@ import { DirectoryNotFoundError } from '../core/errors.js';
 import { actorFor, nonNegativeInt, onDirectory, type JsonOption } from './command.js';
 import { byName, slotTable, storeTable, userCounts } from './format.js';
 import { printJson, type CliIo } from './io.js';
-import { formatFields } from './table.js';
+import { readReplication, seconds, slotSync, splitBrainText, stateText, storeReplication, type SlotSync } from './replication.js';
+import { formatFields, formatTable } from './table.js';
 
 interface FailoverFlags extends JsonOption {
   to?: string;
@@ -25,21 +26,27 @@ export function registerStore(program: Command, io: CliIo): void {
       io.stdout(stores.length ? storeTable(snap, stores) : 'no stores\n');
     }));
 
-  store.command('show').description('one store, its slots and user count')
+  store.command('show').description('one store, its slots, user count and replication state')
     .argument('<name>', 'store name')
     .option('--json', 'machine-readable output')
-    .action((name: string, opts: JsonOption, cmd: Command) => onDirectory(io, cmd, async (dir) => {
+    .action((name: string, opts: JsonOption, cmd: Command) => onDirectory(io, cmd, async (dir, config) => {
       const snap = await dir.snapshot();
       const s = snap.stores[name];
       if (!s) throw new DirectoryNotFoundError('store', name);
       const slots = s.slots.map((n) => snap.slots[n]).filter((x) => x !== undefined);
       const users = userCounts(snap).get(name) ?? 0;
-      if (opts.json) return printJson(io, { store: s, runningBackwards: isRunningBackwards(s), slots, users });
+      const view = await readReplication(dir, config.agent);
+      const verdict = storeReplication(view, s);
+      const sync = slotSync(view, snap, s);
+      if (opts.json) {
+        return printJson(io, { store: s, runningBackwards: isRunningBackwards(s), slots, users, replication: { ...verdict, slots: sync } });
+      }
       io.stdout(formatFields([
         ['store', s.name], ['state', s.state], ['epoch', s.epoch],
         ['current master', s.currentMaster], ['preferred master', s.preferredMaster],
         ['running backwards', isRunningBackwards(s) ? 'yes' : 'no'], ['users', users],
-      ]) + '\n' + slotTable(snap, slots));
+        ['replication', stateText(verdict.state, verdict.alert)], ['split-brain', splitBrainText(verdict) ?? 'no'],
+      ]) + '\n' + slotTable(snap, slots) + '\n' + syncTable(sync));
     }));
 
   store.command('failover').description('make another slot of the store its current master')
@@ -72,4 +79,13 @@ export function registerStore(program: Command, io: CliIo): void {
       if (opts.json) return printJson(io, after);
       io.stdout(`${name}: state ${before.state} → ${after.state}\n`);
     }));
+}
+
+/** Each slot's sync log as its machine's agent last reported it. */
+function syncTable(rows: SlotSync[]): string {
+  return formatTable(['slot', 'role', 'machine', 'sync', 'pending', 'lag', 'sync_client', 'reported', 'users', 'why'], rows.map((r) => [
+    r.slot, r.role, r.machine, r.sync, r.pendingBytes, seconds(r.oldestPendingAgeMs),
+    r.rollingClient === null ? null : r.rollingClient ? 'running' : 'none',
+    r.reportAgeMs === null ? null : `${seconds(r.reportAgeMs)} ago`, r.users.join(',') || null, r.reasons.join('; '),
+  ]));
 }

@@ -1,5 +1,5 @@
 /**
- * Every Redis key and channel storeroute uses, built here and nowhere else. Three groups, each
+ * Every Redis key and channel storeroute uses, built here and nowhere else. Four groups, each
  * under its own hash tag, so whatever one script touches sits in one Redis Cluster hash slot:
  *
  *   <prefix>{dir}:version | slots | stores | users | history | user-count | retired-epochs
@@ -10,6 +10,8 @@
  *   <prefix>{auth}:fail:ip:<client ip>      auth_http failure counters (record-failure.lua)
  *   <prefix>{auth}:fail:user:<login name>
  *   <prefix>{instances}                     the proxy instance registry, one hash
+ *   <prefix>{status}:<kind>                 status documents of one kind (`agent`: one report
+ *                                           per machine), one hash: name -> JSON; not audited
  *
  * The strings are a contract with data already in Redis: two releases share one Redis during a
  * rolling upgrade, so a changed byte here hides the directory from one of them.
@@ -102,13 +104,30 @@ export function instancesKey(keyPrefix: string): string {
   return `${keyPrefix}{instances}`;
 }
 
+/** Status kinds are part of a key: lower-case letters, digits and dashes, like `agent`. */
+export const STATUS_KIND = /^[a-z][a-z0-9-]{0,31}$/;
+
+/**
+ * The status hash of one kind (directory/redis: publishStatus, readStatus): name -> JSON document.
+ * Its own hash tag, apart from `{dir}`: no script that changes the layout ever touches it, and a
+ * status write is a plain HSET that cannot reach a layout key.
+ */
+export function statusKey(keyPrefix: string, kind: string): string {
+  if (!STATUS_KIND.test(kind)) throw new Error(`status kind must match ${STATUS_KIND.source}, got ${JSON.stringify(kind)}`);
+  return `${keyPrefix}{status}:${kind}`;
+}
+
 /** All of them for one prefix (`directory.redis.keyPrefix`). */
 export interface RedisKeys {
   directory: DirectoryKeys;
   authThrottle: AuthThrottleKeys;
   instances: string;
+  status(kind: string): string;
 }
 
 export function redisKeys(keyPrefix: string): RedisKeys {
-  return { directory: directoryKeys(keyPrefix), authThrottle: authThrottleKeys(keyPrefix), instances: instancesKey(keyPrefix) };
+  return {
+    directory: directoryKeys(keyPrefix), authThrottle: authThrottleKeys(keyPrefix), instances: instancesKey(keyPrefix),
+    status: (kind) => statusKey(keyPrefix, kind),
+  };
 }

@@ -3,8 +3,8 @@
  * and the change feed the read cache listens to (changes, plus "the channel dropped" and "the
  * channel is back at version N" so the cache knows when it may trust itself again).
  */
-import type { AuditRecord, ChangeEvent, DirectorySnapshot, FailoverOptions, Route, Slot, SlotInput, SlotState, Store,
-  StoreInput, StoreState, User, UserInput, UserState } from './model.js';
+import type { AuditEvent, AuditRecord, ChangeEvent, DirectorySnapshot, FailoverOptions, Route, Slot, SlotInput, SlotState, Store,
+  StoreInput, StoreState, Topology, User, UserInput, UserState } from './model.js';
 import type { CommitPlan, CommitResult, Directory, Readiness } from './types.js';
 import { canonicalUser, type Mutation } from './rules.js';
 
@@ -64,7 +64,11 @@ export abstract class MutatingDirectory implements Directory {
   abstract getSlot(name: string): Promise<Slot | null>;
   abstract snapshot(): Promise<DirectorySnapshot>;
   abstract version(): Promise<number>;
+  abstract topology(): Promise<Topology>;
   abstract history(limit?: number): Promise<AuditRecord[]>;
+  abstract readStatus(kind: string): Promise<Record<string, unknown>>;
+  abstract recordEvent(event: AuditEvent): Promise<AuditRecord>;
+  abstract publishStatus(kind: string, name: string, doc: unknown): Promise<void>;
   abstract onChange(listener: (event: ChangeEvent) => void): () => void;
   abstract commit(plan: CommitPlan, actor: string): Promise<CommitResult>;
   abstract readiness(): Promise<Readiness>;

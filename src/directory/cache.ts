@@ -14,8 +14,8 @@
  */
 import { Counter, type Registry } from 'prom-client';
 import type { Observability } from '../core/deps.js';
-import type { AuditRecord, ChangeEvent, DirectorySnapshot, FailoverOptions, Route, Slot, SlotInput, SlotState, Store,
-  StoreInput, StoreState, User, UserInput, UserState } from './model.js';
+import type { AuditEvent, AuditRecord, ChangeEvent, DirectorySnapshot, FailoverOptions, Route, Slot, SlotInput, SlotState, Store,
+  StoreInput, StoreState, Topology, User, UserInput, UserState } from './model.js';
 import type { CommitPlan, CommitResult, Directory, Readiness } from './types.js';
 import type { Backend, FeedEvent } from './backend.js';
 import { canonicalUser } from './rules.js';
@@ -133,7 +133,12 @@ export class CachedDirectory implements Directory {
   getSlot(name: string): Promise<Slot | null> { return this.backend.getSlot(name); }
   snapshot(): Promise<DirectorySnapshot> { return this.backend.snapshot(); }
   version(): Promise<number> { return this.backend.version(); }
+  topology(): Promise<Topology> { return this.backend.topology(); }
   history(limit?: number): Promise<AuditRecord[]> { return this.backend.history(limit); }
+  // Status and events change no entry: nothing cached to drop.
+  readStatus(kind: string): Promise<Record<string, unknown>> { return this.backend.readStatus(kind); }
+  publishStatus(kind: string, name: string, doc: unknown): Promise<void> { return this.backend.publishStatus(kind, name, doc); }
+  recordEvent(event: AuditEvent): Promise<AuditRecord> { return this.backend.recordEvent(event); }
 
   createSlot(input: SlotInput, actor: string): Promise<Slot> { return this.#mutated(this.backend.createSlot(input, actor)); }
   updateSlot(input: SlotInput, actor: string): Promise<Slot> { return this.#mutated(this.backend.updateSlot(input, actor)); }

@@ -26,6 +26,7 @@ export {
 } from './redis/client.js';
 export { registerScript, readLuaFile, scriptCommandName, type ScriptSpec, type ScriptCall } from './redis/scripts.js';
 export { canonicalUser, type Mutation } from './rules.js';
+export { MAX_STATUS_BYTES } from './status.js';
 export { parseDirectoryText, readDirectoryFile, exportDirectory, toFileObject, writeDirectoryFile } from './file.js';
 export {
   applyDirectory, diffDirectory, runMutation, describeMutation, countDeletions, checkDeletions, DirectoryApplyIncompleteError,

@@ -69,9 +69,15 @@ export interface DirectorySnapshot {
   retiredEpochs?: Record<string, number>;
 }
 
-/** One audited mutation. `before`/`after` are the changed entries (null when created/deleted). */
+/** Slots and stores at one version, without users: cheap enough to read every few seconds (the agent does). */
+export type Topology = Pick<DirectorySnapshot, 'version' | 'slots' | 'stores'>;
+
+/**
+ * One audited mutation, or one recorded event. `before`/`after` are the changed entries (null when
+ * created/deleted; both null for an event).
+ */
 export interface AuditRecord {
-  /** Directory version this mutation produced. */
+  /** Directory version this mutation produced (an event: the version it happened at). */
   version: number;
   /** ISO-8601 time. */
   at: string;
@@ -83,6 +89,23 @@ export interface AuditRecord {
   target: string;
   before: unknown;
   after: unknown;
+  /** Events only (`recordEvent`): what happened, as the recorder described it. */
+  detail?: unknown;
+}
+
+/**
+ * Something done outside the layout that belongs in the audit history: a slot agent's repair or
+ * operation. Recorded at the current version, which it does not change; no change event.
+ */
+export interface AuditEvent {
+  /** Who: "agent:imap1" … (1-200 characters, like a mutation's actor). */
+  actor: string;
+  /** What: "replay-orphan-file", "flush" … (1-200 characters). */
+  action: string;
+  /** On what: "slot:slot101" … (1-200 characters). */
+  target: string;
+  /** Plain JSON. `history` shows `<result>: <detail>` when it has those two string fields. */
+  detail: unknown;
 }
 
 /** Published on every mutation; every process's cache drops what `target` names. */

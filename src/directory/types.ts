@@ -7,8 +7,8 @@
  * DirectoryNotFoundError, or DirectoryUnavailableError.
  */
 import type {
-  AuditRecord, ChangeEvent, DirectorySnapshot, FailoverOptions, Route, Slot, SlotInput, SlotState,
-  Store, StoreInput, StoreState, User, UserInput, UserState,
+  AuditEvent, AuditRecord, ChangeEvent, DirectorySnapshot, FailoverOptions, Route, Slot, SlotInput, SlotState,
+  Store, StoreInput, StoreState, Topology, User, UserInput, UserState,
 } from './model.js';
 import type { Mutation } from './rules.js';
 
@@ -45,8 +45,15 @@ export interface DirectoryReader {
   /** The whole directory at one version (for CLI listings, export, status). */
   snapshot(): Promise<DirectorySnapshot>;
   version(): Promise<number>;
-  /** Newest first. */
+  /** Slots and stores at one version, without the users: what a slot agent reads every round. */
+  topology(): Promise<Topology>;
+  /** Newest first: mutations and recorded events. */
   history(limit?: number): Promise<AuditRecord[]>;
+  /**
+   * Every status document of `kind`, by name (`readStatus('agent')`: machine → its last report).
+   * Not part of the layout: see ./status.ts. Documents that cannot be read are left out (logged).
+   */
+  readStatus(kind: string): Promise<Record<string, unknown>>;
 }
 
 export interface DirectoryWriter {
@@ -81,6 +88,19 @@ export interface DirectoryWriter {
    * mutation is invalid at that point (nothing applied either).
    */
   commit(plan: CommitPlan, actor: string): Promise<CommitResult>;
+  /**
+   * Appends an audit record for something done outside the layout (a slot agent's repair) at the
+   * current version, which it does not change; no change event. Returns the record as stored.
+   * DirectoryRuleError (INVALID_ACTOR, INVALID_EVENT) for a malformed event.
+   */
+  recordEvent(event: AuditEvent): Promise<AuditRecord>;
+  /**
+   * Replaces what `name` last published under `kind` (`publishStatus('agent', 'imap1', report)`).
+   * Not audited, no version, no change event, and it cannot touch the layout: it works (and leaves
+   * the file alone) while an embedded directory file is missing or broken. DirectoryRuleError for
+   * a bad kind or name, a document that is not plain JSON or is above 4 MiB.
+   */
+  publishStatus(kind: string, name: string, doc: unknown): Promise<void>;
 }
 
 export interface Directory extends DirectoryReader, DirectoryWriter {

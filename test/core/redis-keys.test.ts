@@ -7,7 +7,7 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { authThrottleKeys, directoryKeys, instancesKey, redisKeys } from '../../src/core/redis-keys.js';
+import { authThrottleKeys, directoryKeys, instancesKey, redisKeys, statusKey } from '../../src/core/redis-keys.js';
 import { scriptCommandName } from '../../src/directory/index.js';
 
 const SRC = new URL('../../src/', import.meta.url).pathname;
@@ -41,6 +41,7 @@ describe('the Redis keys module', () => {
       commitKeys: k.directory.commit('0123456789abcdef'),
       authThrottle: { ip: k.authThrottle.ip('192.0.2.1'), user: k.authThrottle.user('alice@example.org') },
       instances: k.instances,
+      agentStatus: k.status('agent'),
     }).toEqual({
       directory: {
         version: 'storeroute:{dir}:version',
@@ -67,6 +68,7 @@ describe('the Redis keys module', () => {
         'storeroute:{dir}:apply:0123456789abcdef:users', 'storeroute:{dir}:apply:0123456789abcdef:history'],
       authThrottle: { ip: 'storeroute:{auth}:fail:ip:192.0.2.1', user: 'storeroute:{auth}:fail:user:alice@example.org' },
       instances: 'storeroute:{instances}',
+      agentStatus: 'storeroute:{status}:agent',
     });
     expect(redisKeys('p:')).toMatchObject({ directory: { version: directoryKeys('p:').version }, instances: instancesKey('p:') });
     expect(authThrottleKeys('p:').ip('::1')).toBe('p:{auth}:fail:ip:::1');
@@ -78,6 +80,15 @@ describe('the Redis keys module', () => {
     expect(k.authThrottle.ip('198.51.100.1')).toMatch(/^x:\{auth\}:/);
     expect(k.authThrottle.user('bob')).toMatch(/^x:\{auth\}:/);
     expect(k.instances).toBe('x:{instances}');
+    // Status sits apart from {dir}: a status write cannot share a Cluster slot, or a script, with the layout.
+    expect(k.status('agent')).toMatch(/^x:\{status\}:/);
+  });
+
+  it('refuses a status kind that could not be part of a key', () => {
+    for (const bad of ['', 'Agent', 'a:b', 'a}b', 'x'.repeat(33), '../agent']) {
+      expect(() => statusKey('x:', bad)).toThrow(/status kind must match/);
+    }
+    expect(statusKey('x:', 'agent-v2')).toBe('x:{status}:agent-v2');
   });
 
   it('refuses a staging token that is not 8-32 hex digits (it becomes part of a key)', () => {
@@ -88,7 +99,7 @@ describe('the Redis keys module', () => {
   it('is the only place in src/ that spells a hash tag: no other module builds a key', () => {
     const spelled = [...files(SRC, '.ts')]
       // (`${dir}` is a template placeholder, not a hash tag.)
-      .filter((f) => /(^|[^$])\{(dir|auth|instances)\}/.test(code(f)))
+      .filter((f) => /(^|[^$])\{(dir|auth|instances|status)\}/.test(code(f)))
       .map((f) => relative(SRC, f));
     expect(spelled).toEqual(['core/redis-keys.ts']);
   });

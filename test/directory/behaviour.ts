@@ -5,7 +5,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Directory } from '../../src/directory/index.js';
 import {
-  DirectoryConflictError, DirectoryNotFoundError, DirectoryRuleError,
+  DirectoryConflictError, DirectoryNotFoundError, DirectoryRuleError, MAX_STATUS_BYTES,
 } from '../../src/directory/index.js';
 import type { ChangeEvent } from '../../src/directory/model.js';
 
@@ -322,6 +322,94 @@ export function behaviourSuite(name: string, make: () => Promise<Made>): void {
       expect(Object.keys(snap.slots).sort()).toEqual(['slot101', 'slot102', 'slot201', 'slot301']);
       expect(Object.keys(snap.stores).sort()).toEqual(['store1', 'store2']);
       expect(snap.users['bob@example.com']).toEqual({ name: 'bob@example.com', store: 'store2', state: 'active' });
+    });
+
+    describe('status and events (outside the layout)', () => {
+      it('keeps the last document each name published under a kind, apart from other kinds', async () => {
+        await seedLayout(dir);
+        const v = await dir.version();
+        expect(await dir.readStatus('agent')).toEqual({});
+        await dir.publishStatus('agent', 'imap1', { round: 1, slots: [] });
+        await dir.publishStatus('agent', 'imap2.example.org', { round: 1, slots: [{ slot: 'slot201' }] });
+        await dir.publishStatus('agent', 'imap1', { round: 2, slots: [] });
+        await dir.publishStatus('other-kind', 'imap1', 'plain string');
+        expect(await dir.readStatus('agent')).toEqual({
+          imap1: { round: 2, slots: [] }, 'imap2.example.org': { round: 1, slots: [{ slot: 'slot201' }] },
+        });
+        expect(await dir.readStatus('other-kind')).toEqual({ imap1: 'plain string' });
+        expect(await dir.version()).toBe(v);
+        expect((await dir.history(1))[0]?.version).toBe(v);
+      });
+
+      it('refuses a bad kind, a bad name, a document that is not JSON or is too large', async () => {
+        const refused = async (p: Promise<unknown>, ruleName: string) => rejectsRule(p, ruleName);
+        await refused(dir.publishStatus('Agent', 'imap1', {}), 'INVALID_NAME');
+        await refused(dir.publishStatus('agent', '../imap1', {}), 'INVALID_NAME');
+        await refused(dir.publishStatus('agent', '.hidden', {}), 'INVALID_NAME');
+        await refused(dir.readStatus('a/b'), 'INVALID_NAME');
+        await refused(dir.publishStatus('agent', 'imap1', undefined), 'INVALID_STATUS');
+        await refused(dir.publishStatus('agent', 'imap1', { n: 1n }), 'INVALID_STATUS');
+        await refused(dir.publishStatus('agent', 'imap1', 'x'.repeat(MAX_STATUS_BYTES)), 'STATUS_TOO_LARGE');
+        expect(await dir.readStatus('agent')).toEqual({});
+      });
+
+      it('records an event at the current version: no bump, no change event, its detail kept as written', async () => {
+        await seedLayout(dir);
+        const v = await dir.version();
+        const seen: ChangeEvent[] = [];
+        const off = dir.onChange((e) => seen.push(e));
+        const detail = { result: 'ok', detail: 'replayed and removed log-run (37 bytes)', commands: [['sync_client', '-r']], files: [], n: null };
+        const record = await dir.recordEvent({ actor: 'agent:imap1', action: 'replay-orphan-file', target: 'slot:slot101', detail });
+        expect(record).toMatchObject({ version: v, actor: 'agent:imap1', action: 'replay-orphan-file', target: 'slot:slot101',
+          before: null, after: null, detail });
+        await dir.publishStatus('agent', 'imap1', { round: 1 });
+        expect(await dir.version()).toBe(v);
+        const [newest] = await dir.history(1);
+        expect(newest).toEqual(record);
+        expect(Number.isNaN(Date.parse(newest?.at ?? ''))).toBe(false);
+
+        // The next mutation's event is the first the feed delivers: the event and the status published none.
+        await dir.setSlotState('slot201', 'down', 'test');
+        await expect.poll(() => seen.length).toBe(1);
+        expect(seen[0]).toMatchObject({ version: v + 1, action: 'setSlotState' });
+        off();
+        expect((await dir.history(3)).map((r) => [r.version, r.action])).toEqual([
+          [v + 1, 'setSlotState'], [v, 'replay-orphan-file'], [v, 'createUser'],
+        ]);
+      });
+
+      it('refuses a malformed event and records nothing', async () => {
+        await seedLayout(dir);
+        const before = await dir.history(100);
+        await rejectsRule(dir.recordEvent({ actor: '', action: 'flush', target: 'slot:slot101', detail: null }), 'INVALID_ACTOR');
+        await rejectsRule(dir.recordEvent({ actor: 'agent:imap1', action: '', target: 'slot:slot101', detail: null }), 'INVALID_EVENT');
+        await rejectsRule(dir.recordEvent({ actor: 'agent:imap1', action: 'flush', target: 'x'.repeat(201), detail: null }), 'INVALID_EVENT');
+        await rejectsRule(dir.recordEvent({ actor: 'agent:imap1', action: 'flush', target: 'slot:a', detail: { n: 1n } }), 'INVALID_EVENT');
+        expect(await dir.history(100)).toEqual(before);
+      });
+
+      it('gives the topology: slots and stores at one version, no users', async () => {
+        await seedLayout(dir);
+        const snap = await dir.snapshot();
+        expect(await dir.topology()).toEqual({ version: snap.version, slots: snap.slots, stores: snap.stores });
+      });
+
+      it('lets another handle read the status and the events', async () => {
+        if (!made.other) return;
+        await seedLayout(dir);
+        const other = await made.other();
+        try {
+          await dir.publishStatus('agent', 'imap1', { round: 7 });
+          await dir.recordEvent({ actor: 'agent:imap1', action: 'flush', target: 'slot:slot101', detail: 'flushed' });
+          expect(await other.readStatus('agent')).toEqual({ imap1: { round: 7 } });
+          expect((await other.history(1))[0]).toMatchObject({ action: 'flush', detail: 'flushed' });
+          // The other handle's next change keeps the event in the history it writes.
+          await other.setSlotState('slot201', 'down', 'test');
+          expect((await dir.history(2)).map((r) => r.action)).toEqual(['setSlotState', 'flush']);
+        } finally {
+          await other.close();
+        }
+      });
     });
 
     it('lets another handle on the same directory see a mutation at once', async () => {

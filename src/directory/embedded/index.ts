@@ -19,6 +19,9 @@
  * naming the file. Refused rather than re-created from memory: a vanished file may be an unmounted
  * volume or a file moved on purpose, and writing our view to the path would hide that; the
  * operator restores the file (or `directory apply`s the layout), and the next reload recovers.
+ *
+ * Beside the file: `<file>.history.jsonl` (the audit history, ./persist.ts) and `<file>.status/`
+ * (status documents, ./status.ts: written without the lock, never touching the file).
  */
 import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
@@ -26,7 +29,7 @@ import { dirname } from 'node:path';
 import { stringify } from 'yaml';
 import { DirectoryConflictError, DirectoryFileError, DirectoryUnavailableError } from '../../core/errors.js';
 import type { Observability } from '../../core/deps.js';
-import type { AuditRecord, ChangeEvent, DirectorySnapshot, Route, Slot, Store, User } from '../model.js';
+import type { AuditEvent, AuditRecord, ChangeEvent, DirectorySnapshot, Route, Slot, Store, Topology, User } from '../model.js';
 import type { CommitPlan, CommitResult, Readiness } from '../types.js';
 import { Listeners, MutatingDirectory, type Backend, type FeedEvent } from '../backend.js';
 import { parseDirectoryText, readDirectoryFile, toFileObject } from '../file.js';
@@ -35,6 +38,8 @@ import { buildChangeSet, type ChangeSet } from '../changeset.js';
 import { emptiedWhy, FileHealth, unparsable, type FileProblemState } from './health.js';
 import { HistoryFile, removeStaleTemps, writeFileAtomic } from './persist.js';
 import { FileLock } from './lock.js';
+import { StatusFolder } from './status.js';
+import { checkStatusKind, eventBody, statusText } from '../status.js';
 import { diffEvents, readWithIdentity, watchFile, type FileWatch } from './sync.js';
 
 /** How long a mutation waits for another process's lock before answering DirectoryUnavailableError. */
@@ -90,6 +95,7 @@ export class EmbeddedDirectory extends MutatingDirectory implements Backend {
   readonly #state = new Serial();
   readonly #changes: Listeners<ChangeEvent>;
   readonly #feed: Listeners<FeedEvent>;
+  readonly #status: StatusFolder;
   #watch: FileWatch | null = null;
   #refreshing: Promise<void> | null = null;
   #refreshAgain = false;
@@ -108,6 +114,8 @@ export class EmbeddedDirectory extends MutatingDirectory implements Backend {
     this.#changes = new Listeners(onError);
     this.#feed = new Listeners(onError);
     this.#health = new FileHealth(options.file, obs);
+    this.#status = new StatusFolder(options.file, (file, err) =>
+      obs.logger.warn({ file, err: (err as Error).message }, 'directory_status_unreadable'));
   }
 
   /**
@@ -271,7 +279,8 @@ export class EmbeddedDirectory extends MutatingDirectory implements Backend {
 
   /** Under the lock: the history as other processes left it, when they mutated since we last looked. */
   async #catchUpHistory(): Promise<void> {
-    if (this.#historyVersion === this.#snap.version) return;
+    // Another process's events append without a new version: the file itself tells.
+    if (this.#historyVersion === this.#snap.version && !(await this.#historyFile.changed())) return;
     this.#history = await this.#historyFile.load();
     this.#historyVersion = this.#snap.version;
   }
@@ -336,17 +345,66 @@ export class EmbeddedDirectory extends MutatingDirectory implements Backend {
   async getSlot(name: string): Promise<Slot | null> { return this.#snap.slots[name] ?? null; }
   async snapshot(): Promise<DirectorySnapshot> { return structuredClone(this.#snap); }
   async version(): Promise<number> { return this.#snap.version; }
+  async topology(): Promise<Topology> {
+    const snap = this.#snap;
+    return { version: snap.version, slots: structuredClone(snap.slots), stores: structuredClone(snap.stores) };
+  }
 
-  /** Newest first; includes other processes' records (re-read under the lock when they mutated). */
+  /** Newest first; includes other processes' records (re-read under the lock when they wrote some). */
   async history(limit = 100): Promise<AuditRecord[]> {
-    if (this.#historyVersion !== this.#snap.version && !this.#closed) {
-      // Another process saved (we reloaded); its audit line is appended under its lock, so read under ours.
+    // (A history file that cannot even be stat'ed cannot be read either: keep what we have.)
+    const behind = this.#historyVersion !== this.#snap.version || await this.#historyFile.changed().catch(() => false);
+    if (behind && !this.#closed) {
+      // Another process saved or recorded; its audit lines are appended under its lock, so read under ours.
       await this.#locked(() => this.#state.run(async () => {
         await this.#reload().catch(() => undefined); // a broken file is logged by #reload; history is separate
         await this.#catchUpHistory();
       }));
     }
     return this.#history.slice(0, Math.max(0, limit));
+  }
+
+  /**
+   * Under the lock, through the history file, at the version of the file as it is now (or of the
+   * last good view while the file is broken: an agent's repair happened whatever the file says).
+   */
+  async recordEvent(event: AuditEvent): Promise<AuditRecord> {
+    const body = eventBody(event);
+    if (this.#closed) throw new DirectoryUnavailableError('directory is closed');
+    return this.#mutations.run(() => this.#locked(() => this.#state.run(async () => {
+      await this.#reload().catch(() => undefined); // a broken file is logged by #reload
+      const record: AuditRecord = { version: this.#snap.version, at: new Date().toISOString(), ...body };
+      try {
+        await this.#catchUpHistory();
+        const next = [record, ...this.#history].slice(0, this.options.historyLimit);
+        await this.#historyFile.append([record], () => next);
+        this.#history = next;
+      } catch (err) {
+        this.obs.logger.error({ err, action: record.action, target: record.target }, 'directory_history_save_failed');
+        throw new DirectoryUnavailableError(`cannot append to ${this.#historyFile.file}: ${(err as Error).message}`, { cause: err });
+      }
+      return record;
+    })));
+  }
+
+  async publishStatus(kind: string, name: string, doc: unknown): Promise<void> {
+    const text = statusText(kind, name, doc);
+    if (this.#closed) throw new DirectoryUnavailableError('directory is closed');
+    try {
+      await this.#status.publish(kind, name, text);
+    } catch (err) {
+      throw new DirectoryUnavailableError(`cannot write status file ${this.#status.fileOf(kind, name)}: ${(err as Error).message}`,
+        { cause: err });
+    }
+  }
+
+  async readStatus(kind: string): Promise<Record<string, unknown>> {
+    checkStatusKind(kind);
+    try {
+      return await this.#status.read(kind);
+    } catch (err) {
+      throw new DirectoryUnavailableError(`cannot read status folder ${this.#status.dir}: ${(err as Error).message}`, { cause: err });
+    }
   }
 
   onChange(listener: (event: ChangeEvent) => void): () => void { return this.#changes.add(listener); }

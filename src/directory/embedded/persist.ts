@@ -10,7 +10,8 @@
  * on every mutation would make `directory apply` of a large file quadratic). A torn last line
  * from a crash is skipped on load.
  */
-import { open, readdir, rename, unlink, mkdir, readFile } from 'node:fs/promises';
+import { open, readdir, rename, unlink, mkdir, stat } from 'node:fs/promises';
+import type { BigIntStats } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { basename, dirname, join } from 'node:path';
 import type { AuditRecord } from '../model.js';
@@ -62,18 +63,73 @@ export async function removeStaleTemps(file: string): Promise<string[]> {
   return stale;
 }
 
-/** Appends audit records to the history file; compacts it to `limit` records when it doubles. */
+function identityOf(st: BigIntStats): string {
+  return `${st.ino}:${st.size}:${st.mtimeNs}`;
+}
+
+/**
+ * For files written without a lock (status files): removes only temp files whose writer, the pid
+ * in the temp name, is not running. A live writer's temp is about to be renamed into place.
+ */
+export async function removeOrphanTemps(file: string, alive: (pid: number) => boolean): Promise<string[]> {
+  const dir = dirname(file);
+  const prefix = tempPrefix(file);
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch {
+    return []; // no folder yet: nothing stale
+  }
+  const orphans = names.filter((n) => n.startsWith(prefix) && !alive(Number(n.slice(prefix.length).split('-')[0])));
+  await Promise.all(orphans.map((n) => unlink(join(dir, n)).catch(() => undefined)));
+  return orphans;
+}
+
+/**
+ * Appends audit records to the history file; compacts it to `limit` records when it doubles.
+ * Every call is made under the directory lock, except `changed()`.
+ */
 export class HistoryFile {
   #lines = 0;
+  /**
+   * ino:size:mtime as this process last loaded or wrote the file (null: it did not exist). Events
+   * (recordEvent) append without changing the directory version, so the version alone cannot tell
+   * a process that another one wrote here; a compaction from a stale view would drop those lines.
+   */
+  #identity: string | null = null;
   constructor(readonly file: string, readonly limit: number) {}
+
+  /** Has the file been written (by another process) since this one last loaded or wrote it? */
+  async changed(): Promise<boolean> {
+    try {
+      return identityOf(await stat(this.file, { bigint: true })) !== this.#identity;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return this.#identity !== null;
+      throw err;
+    }
+  }
+
+  async #remember(): Promise<void> {
+    this.#identity = identityOf(await stat(this.file, { bigint: true }));
+  }
 
   /** Newest first, at most `limit`. */
   async load(): Promise<AuditRecord[]> {
     let text: string;
     try {
-      text = await readFile(this.file, 'utf8');
+      const fh = await open(this.file, 'r');
+      try {
+        const identity = identityOf(await fh.stat({ bigint: true }));
+        text = await fh.readFile('utf8');
+        this.#identity = identity;
+      } finally {
+        await fh.close();
+      }
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+        this.#identity = null;
+        return [];
+      }
       throw err;
     }
     const records: AuditRecord[] = [];
@@ -96,12 +152,14 @@ export class HistoryFile {
       const keep = newestFirst().slice(0, this.limit).reverse();
       await writeFileAtomic(this.file, keep.map((r) => JSON.stringify(r) + '\n').join(''));
       this.#lines = keep.length;
+      await this.#remember();
       return;
     }
     const fh = await open(this.file, 'a', 0o640);
     try {
       await fh.writeFile(records.map((r) => JSON.stringify(r) + '\n').join(''), 'utf8');
       await fh.sync();
+      this.#identity = identityOf(await fh.stat({ bigint: true }));
     } finally {
       await fh.close();
     }

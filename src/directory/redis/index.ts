@@ -18,20 +18,25 @@
  * A `directory apply` is one change set committed by one script (./commit.ts, commit.lua): readers
  * see the directory before or after it. Whole-directory reads scan big tables in chunks
  * (./snapshot.ts) so neither an apply nor an export holds lookups up.
+ *
+ * Outside the layout: status documents live in one hash per kind under their own `{status}` hash
+ * tag (plain HSET/HGETALL, ../status.ts), and events are appended to the history by
+ * recordEvent.lua at the current version, without bumping it or publishing.
  */
 import type { Redis } from 'ioredis';
 import { withDeadline } from '../../core/deadline.js';
 import { DirectoryUnavailableError } from '../../core/errors.js';
 import type { Observability } from '../../core/deps.js';
-import type { AuditRecord, ChangeEvent, DirectorySnapshot, Route, Slot, Store, User } from '../model.js';
+import type { AuditEvent, AuditRecord, ChangeEvent, DirectorySnapshot, Route, Slot, Store, Topology, User } from '../model.js';
 import type { CommitPlan, CommitResult, Readiness } from '../types.js';
 import { Listeners, MutatingDirectory, type Backend, type FeedEvent } from '../backend.js';
 import { canonicalUser, checkActor, slotFromInput, type Mutation } from '../rules.js';
 import { buildChangeSet } from '../changeset.js';
 import { commitChangeSet } from './commit.js';
-import { readSnapshot } from './snapshot.js';
+import { readSnapshot, readTopology } from './snapshot.js';
+import { checkStatusKind, eventBody, statusText } from '../status.js';
 import { closeRedisClient, createRedisClient, reconnectDelay, type RedisConfig } from './client.js';
-import { directoryKeys, type DirectoryKeys } from '../../core/redis-keys.js';
+import { directoryKeys, statusKey, type DirectoryKeys } from '../../core/redis-keys.js';
 import { mapRedisError } from './errors.js';
 import { defineScripts, loadScriptSources, type DirectoryScripts, type MutationScript, type ScriptSources } from './scripts.js';
 
@@ -268,6 +273,57 @@ export class RedisDirectory extends MutatingDirectory implements Backend {
     } catch (err) {
       throw mapRedisError(err, 'snapshot');
     }
+  }
+
+  async topology(): Promise<Topology> {
+    try {
+      return await readTopology(this.client, this.#keys);
+    } catch (err) {
+      throw mapRedisError(err, 'topology read');
+    }
+  }
+
+  async recordEvent(event: AuditEvent): Promise<AuditRecord> {
+    const body = eventBody(event);
+    let version: number;
+    let at: number;
+    try {
+      [version, at] = await this.#scripts.recordEvent([this.#keys.version, this.#keys.history],
+        [String(this.config.historyLimit), JSON.stringify(body)]);
+    } catch (err) {
+      throw mapRedisError(err, 'recordEvent');
+    }
+    return { version, at: new Date(at).toISOString(), ...body };
+  }
+
+  /** A plain HSET on the kind's own hash (`{status}` tag): no script, no layout key within reach. */
+  async publishStatus(kind: string, name: string, doc: unknown): Promise<void> {
+    const text = statusText(kind, name, doc);
+    try {
+      await this.client.hset(statusKey(this.config.keyPrefix, kind), name, text);
+    } catch (err) {
+      throw mapRedisError(err, 'status write');
+    }
+  }
+
+  async readStatus(kind: string): Promise<Record<string, unknown>> {
+    checkStatusKind(kind);
+    let rows: Record<string, string>;
+    try {
+      rows = await this.client.hgetall(statusKey(this.config.keyPrefix, kind));
+    } catch (err) {
+      throw mapRedisError(err, 'status read');
+    }
+    const out: Record<string, unknown> = {};
+    for (const [name, json] of Object.entries(rows)) {
+      try {
+        out[name] = JSON.parse(json) as unknown;
+      } catch (err) {
+        // Written by hand or by something else: one bad field must not hide the other machines.
+        this.obs.logger.warn({ kind, name, err: (err as Error).message }, 'directory_status_unreadable');
+      }
+    }
+    return out;
   }
 
   async commit(plan: CommitPlan, actor: string): Promise<CommitResult> {

@@ -52,7 +52,7 @@ export function registerScript(client: Redis | Cluster, spec: ScriptSpec): Scrip
   return f.bind(client);
 }
 
-/** 4: a 7th key (retiredEpochs) for every mutation script; commit.lua. */
+/** 4: a 7th key (retiredEpochs) for every mutation script; commit.lua. recordEvent.lua came later, changing no other contract. */
 export const SCRIPT_VERSION = 4;
 
 export const MUTATION_SCRIPTS = [
@@ -72,13 +72,14 @@ export interface ScriptSources {
   mutations: Record<MutationScript, string>;
   resolve: string;
   commit: string;
+  recordEvent: string;
 }
 
 export function loadScriptSources(): ScriptSources {
   const common = source('common');
   const mutations = {} as Record<MutationScript, string>;
   for (const name of MUTATION_SCRIPTS) mutations[name] = `${common}\n${source(name)}`;
-  return { mutations, resolve: source('resolve'), commit: source('commit') };
+  return { mutations, resolve: source('resolve'), commit: source('commit'), recordEvent: source('recordEvent') };
 }
 
 /** The directory's command names (`sr_createSlot_v4`, …). */
@@ -92,6 +93,8 @@ export interface DirectoryScripts {
   resolve(keys: string[], user: string): Promise<number | string>;
   /** commit.lua: the new version. */
   commit(keys: string[], args: string[]): Promise<number>;
+  /** recordEvent.lua: [version recorded at, epoch ms]. */
+  recordEvent(keys: string[], args: string[]): Promise<[number, number]>;
 }
 
 export function defineScripts(client: Redis, sources: ScriptSources): DirectoryScripts {
@@ -100,9 +103,18 @@ export function defineScripts(client: Redis, sources: ScriptSources): DirectoryS
   const mutationFns = Object.fromEntries(MUTATION_SCRIPTS.map((n) => [n, define(n, 7, sources.mutations[n])])) as Record<MutationScript, ScriptCall>;
   const resolveFn = define('resolve', 4, sources.resolve, true);
   const commitFn = define('commit', 11, sources.commit);
+  // Defined on first use: only slot agents record events, and a proxy's client carries only the
+  // scripts it runs (test/redis-sharing.test.ts lists them).
+  let recordEventFn: ScriptCall | undefined;
   return {
     mutate: async (script, keys, args) => (await mutationFns[script](...keys, ...args)) as [number, string],
     resolve: async (keys, user) => (await resolveFn(...keys, user)) as number | string,
     commit: async (keys, args) => (await commitFn(...keys, ...args)) as number,
+    recordEvent: async (keys, args) => {
+      recordEventFn ??= define('recordEvent', 2, sources.recordEvent);
+      const reply = await recordEventFn(...keys, ...args);
+      if (!Array.isArray(reply) || reply.length !== 2) throw new Error(`${commandName('recordEvent')}: unexpected reply ${JSON.stringify(reply)}`);
+      return [Number(reply[0]), Number(reply[1])];
+    },
   };
 }

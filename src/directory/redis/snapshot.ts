@@ -7,7 +7,7 @@
  * a few tries (a brief stall beats never finishing).
  */
 import type { Redis } from 'ioredis';
-import type { DirectorySnapshot, Slot, Store, User } from '../model.js';
+import type { DirectorySnapshot, Slot, Store, Topology, User } from '../model.js';
 import type { DirectoryKeys } from '../../core/redis-keys.js';
 
 /** Directories with fewer entries than this are read in one MULTI (cheap at that size). */
@@ -72,4 +72,12 @@ export async function readSnapshot(client: Redis, k: DirectoryKeys): Promise<Dir
     if (raw) return build(raw);
   }
   return build(await atomicRead(client, k));
+}
+
+/** Slots and stores at one version (one MULTI: they are hundreds, never the users' thousands). */
+export async function readTopology(client: Redis, k: DirectoryKeys): Promise<Topology> {
+  const [version, slots, stores] = await exec<[string | null, Record<string, string>, Record<string, string>]>(
+    client.multi().get(k.version).hgetall(k.slots).hgetall(k.stores));
+  const snap = build([version, slots, stores, {}, {}]);
+  return { version: snap.version, slots: snap.slots, stores: snap.stores };
 }
