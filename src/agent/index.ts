@@ -125,13 +125,17 @@ export async function startAgent(opts: StartAgentOptions): Promise<Agent> {
     return p;
   };
 
+  /** Where the control plane asks this agent for operations: published in every report. */
+  let agentUrl: string | null = null;
+
   const round = async (): Promise<AgentReport> => {
     layout = await learnLayout();
     const procs = await scanSyncClients(opts.procRoot);
     const now = Date.now();
     const reports = await Promise.all(slots.map((s) => readSlot(s, procs, now)));
     const report: AgentReport = {
-      version: REPORT_VERSION, machine, agentPid: process.pid, startedAt, intervalMs: config.intervalMs, measuredAt: now, slots: reports,
+      version: REPORT_VERSION, machine, agentPid: process.pid, url: agentUrl, startedAt, intervalMs: config.intervalMs,
+      measuredAt: now, slots: reports,
     };
     last = report;
     for (const r of reports) {
@@ -202,6 +206,7 @@ export async function startAgent(opts: StartAgentOptions): Promise<Agent> {
     },
   });
   const { port, url } = await http.listen();
+  agentUrl = url;
   await loop();
   log.info({ machine, url, slots: slots.map((s) => s.name), intervalMs: config.intervalMs }, 'agent_started');
 

@@ -41,6 +41,11 @@ export interface AgentReport {
   version: typeof REPORT_VERSION;
   machine: string;
   agentPid: number;
+  /**
+   * The agent's HTTP endpoint as it listens (`http://host:port`): where `storeroute` asks it for
+   * operations (flush, synclog-user …) with the token. Null only before it listens.
+   */
+  url: string | null;
   startedAt: number;
   /** The measuring interval: a reader can tell how stale "stale" is. */
   intervalMs: number;

@@ -21,7 +21,8 @@ function slotReport(slot: string, measuredAt: number, o: Partial<SlotReport> = {
 }
 
 function agentReport(machine: string, measuredAt: number, slots: SlotReport[], intervalMs = 5_000): AgentReport {
-  return { version: REPORT_VERSION, machine, agentPid: 4242, startedAt: measuredAt - 600_000, intervalMs, measuredAt, slots };
+  return { version: REPORT_VERSION, machine, agentPid: 4242, url: 'http://127.0.0.1:9027', startedAt: measuredAt - 600_000, intervalMs,
+    measuredAt, slots };
 }
 
 interface StoreRow {
