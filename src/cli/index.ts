@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { Command, Option } from 'commander';
 import { processIo, reportError, EXIT, type CliIo } from './io.js';
 import { registerAgent } from './agent.js';
+import { registerCheck } from './check.js';
 import { registerConfig } from './config.js';
 import { registerDirectory } from './directory.js';
 import { registerHistory } from './history.js';
@@ -41,6 +42,7 @@ export function buildProgram(io: CliIo = processIo()): Command {
 
   registerServe(program);
   registerAgent(program, io);
+  registerCheck(program, io);
   registerDirectory(program, io);
   registerStore(program, io);
   registerSlot(program, io);

@@ -1,6 +1,6 @@
 /** `storeroute status`: what an operator on call wants to see first. */
 import type { Command } from 'commander';
-import { isRunningBackwards, mastersPerMachine, type DirectorySnapshot } from '../directory/index.js';
+import { isRunningBackwards, mastersPerMachine, type Directory, type DirectorySnapshot } from '../directory/index.js';
 import { onDirectory, type JsonOption } from './command.js';
 import { byName, slotRole } from './format.js';
 import { printJson, type CliIo } from './io.js';
@@ -60,18 +60,50 @@ function agentsSection(st: ReturnType<typeof replicationStatus>): string {
   ]));
 }
 
+/** The last full `check replication` run, as it published itself to the directory status. */
+interface LastCheck {
+  finishedAt: number;
+  differences: number;
+  usersChecked: number;
+  usersUnchecked: number;
+  exitCode: number;
+}
+
+async function lastCheck(dir: Directory): Promise<LastCheck | null> {
+  const doc = (await dir.readStatus('check').catch(() => ({})) as Record<string, unknown>)['replication'] as Partial<LastCheck> | undefined;
+  if (!doc || typeof doc.finishedAt !== 'number' || typeof doc.differences !== 'number') return null;
+  return { finishedAt: doc.finishedAt, differences: doc.differences, usersChecked: doc.usersChecked ?? 0,
+    usersUnchecked: doc.usersUnchecked ?? 0, exitCode: doc.exitCode ?? 0 };
+}
+
+/** "3d 4h", "2h 5m", "7m", "40s": an age an operator reads at a glance. */
+function age(ms: number): string {
+  const s = Math.max(0, Math.round(ms / 1000));
+  if (s >= 86_400) return `${Math.floor(s / 86_400)}d ${Math.floor((s % 86_400) / 3600)}h`;
+  if (s >= 3600) return `${Math.floor(s / 3600)}h ${Math.floor((s % 3600) / 60)}m`;
+  return s >= 60 ? `${Math.floor(s / 60)}m` : `${s}s`;
+}
+
+function lastCheckLine(c: LastCheck | null): string {
+  if (!c) return 'Last replication check: none recorded (`storeroute check replication --all`)\n';
+  return `Last replication check: ${age(Date.now() - c.finishedAt)} ago, ${c.differences} difference(s), `
+    + `${c.usersChecked} users checked${c.usersUnchecked > 0 ? `, ${c.usersUnchecked} not checked` : ''}\n`;
+}
+
 export function registerStatus(program: Command, io: CliIo): void {
   program.command('status').description('replication per store, stores running backwards, slots down, masters per machine')
     .option('--json', 'machine-readable output')
     .action((opts: JsonOption, cmd: Command) => onDirectory(io, cmd, async (dir, config) => {
       const snap = await dir.snapshot();
-      const st = { ...directoryStatus(snap), ...replicationStatus(await readReplication(dir, config.agent), snap) };
+      const st = { ...directoryStatus(snap), ...replicationStatus(await readReplication(dir, config.agent), snap),
+        lastReplicationCheck: await lastCheck(dir) };
       if (opts.json) return printJson(io, st);
       io.stdout([
         `directory version ${st.version}: ${st.counts.slots} slots, ${st.counts.stores} stores, ${st.counts.users} users\n`,
         replicationSection(st),
         ...(st.replicationUnreadable ? [`  (${st.replicationUnreadable})\n`] : []),
         agentsSection(st),
+        lastCheckLine(st.lastReplicationCheck),
         section('Stores running backwards', ['store', 'preferred', 'current', 'epoch'],
           st.runningBackwards.map((r) => [r.store, r.preferredMaster, r.currentMaster, r.epoch])),
         section('Stores not active', ['store', 'state'], st.storesNotActive.map((r) => [r.store, r.state])),
