@@ -14,8 +14,9 @@ import { isOpName, runOp, type OpContext, type OpResult } from './ops.js';
 import { scanSyncClients, type SyncClientProcess } from './procs.js';
 import { Repairer, type RepairContext } from './repair.js';
 import { REPORT_VERSION, type AgentReport, type RepairRecord, type SlotReport } from './report.js';
-import { checkPlacement, loadLocalSlots, roleOf, SlotLocks, type AgentLayout, type LocalSlot } from './slots.js';
+import { checkPlacement, loadLocalSlots, roleOf, rolesOf, SlotLocks, type AgentLayout, type LocalSlot, type SlotRole } from './slots.js';
 import { readSyncDir } from './sync-log.js';
+import { UserScan } from './user-scan.js';
 
 export type { AgentReport, SlotReport, RepairRecord } from './report.js';
 export { REPORT_VERSION } from './report.js';
@@ -78,6 +79,8 @@ export async function startAgent(opts: StartAgentOptions): Promise<Agent> {
   let last: AgentReport | null = null;
   let layout: AgentLayout | null = null;
   const inFlight = new Set<Promise<unknown>>();
+  /** Per slot: what earlier rounds parsed of its pending records (a round parses only what was appended). */
+  const userScans = new Map(slots.map((s) => [s.name, new UserScan()]));
   let closed = false;
   let timer: NodeJS.Timeout | undefined;
 
@@ -92,13 +95,13 @@ export async function startAgent(opts: StartAgentOptions): Promise<Agent> {
     }
   };
 
-  const readSlot = async (slot: LocalSlot, procs?: SyncClientProcess[], now = Date.now()): Promise<SlotReport> => {
+  const readSlot = async (slot: LocalSlot, procs?: SyncClientProcess[], now = Date.now(),
+    role: SlotRole = roleOf(layout, slot.name)): Promise<SlotReport> => {
     const reading = await readSyncDir({
       dir: slot.syncDir, configDirectory: slot.conf.configDirectory, conf: slot.confReal, channel: slot.channel,
-      procs: procs ?? await scanSyncClients(opts.procRoot), userScanBytes: config.userScanBytes, now,
+      procs: procs ?? await scanSyncClients(opts.procRoot), userScanBytes: config.userScanBytes, now, userScan: userScans.get(slot.name),
       ...(opts.procRoot ? { procRoot: opts.procRoot } : {}),
     });
-    const role = roleOf(layout, slot.name);
     const lastRepair = repairer.lastRecord(slot.name);
     return {
       ...reading, slot: slot.name, imapdConf: slot.imapdConf, channel: slot.channel,
@@ -132,7 +135,8 @@ export async function startAgent(opts: StartAgentOptions): Promise<Agent> {
     layout = await learnLayout();
     const procs = await scanSyncClients(opts.procRoot);
     const now = Date.now();
-    const reports = await Promise.all(slots.map((s) => readSlot(s, procs, now)));
+    const roles = rolesOf(layout, slots.map((s) => s.name));
+    const reports = await Promise.all(slots.map((s) => readSlot(s, procs, now, roles.get(s.name))));
     const report: AgentReport = {
       version: REPORT_VERSION, machine, agentPid: process.pid, url: agentUrl, startedAt, intervalMs: config.intervalMs,
       measuredAt: now, slots: reports,
@@ -153,7 +157,7 @@ export async function startAgent(opts: StartAgentOptions): Promise<Agent> {
     if (!closed) {
       for (const [i, slot] of slots.entries()) {
         const r = reports[i] as SlotReport;
-        track(repairer.repair(slot, r, roleOf(layout, slot.name))
+        track(repairer.repair(slot, r, roles.get(slot.name) as SlotRole)
           .then(async (records) => { for (const rec of records) await record(rec, false); })
           .catch((err: unknown) => log.error({ err, slot: slot.name }, 'agent_repair_crashed')));
       }

@@ -79,8 +79,8 @@ async function lockSlot(ctx: OpContext, slot: string, what: string, until: numbe
   }
 }
 
-function mustReplicate(slot: string, role: SlotRole): void {
-  const why = replicationRefusal(slot, role);
+function mustReplicate(slot: string, role: SlotRole, options: { duringFailover?: boolean } = {}): void {
+  const why = replicationRefusal(slot, role, options);
   if (why) throw new AgentError('OP_REFUSED', why, { slot, role });
 }
 
@@ -95,7 +95,7 @@ export async function runOp(ctx: OpContext, name: string, body: unknown): Promis
     const role = roleOf(await ctx.layout(), slot.name);
     let out: Omit<OpResult, 'op' | 'slot' | 'durationMs' | 'record'>;
     if (op === 'flush') {
-      mustReplicate(slot.name, role);
+      mustReplicate(slot.name, role, { duringFailover: true });
       out = await flush(ctx, slot, role, until, commands);
     } else if (op === 'synclog-user' || op === 'sync-user') {
       mustReplicate(slot.name, role);

@@ -73,11 +73,16 @@ export function userOfMailbox(mailbox: string): string | null {
   return domain ? `${local}@${domain}` : local;
 }
 
+/** Where `countRecords` puts the users it finds (a Set, or anything that takes names). */
+export interface UserSink {
+  add(user: string): unknown;
+}
+
 /**
- * Reads records from `text`. When `truncated` (the caller read only the first bytes of a file),
- * the last, possibly partial, line is ignored.
+ * Reads records from `text`, adding every user they name to `into`. When `truncated` (the caller
+ * read only the first bytes of a file), the last, possibly partial, line is ignored.
  */
-export function summariseRecords(text: string, truncated = false, into: Set<string> = new Set()): RecordSummary {
+export function countRecords(text: string, truncated: boolean, into: UserSink): { records: number; unattributed: number } {
   const lines = text.split('\n');
   if (truncated || lines[lines.length - 1] === '') lines.pop();
   let records = 0;
@@ -104,5 +109,11 @@ export function summariseRecords(text: string, truncated = false, into: Set<stri
     }
     if (named === 0) unattributed++;
   }
+  return { records, unattributed };
+}
+
+/** countRecords with the users collected and sorted. */
+export function summariseRecords(text: string, truncated = false, into: Set<string> = new Set()): RecordSummary {
+  const { records, unattributed } = countRecords(text, truncated, into);
   return { users: [...into].sort(), records, unattributed };
 }

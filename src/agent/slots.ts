@@ -84,24 +84,40 @@ export function checkPlacement(layout: AgentLayout, machine: string, slots: read
 }
 
 export function roleOf(layout: AgentLayout | null, slot: string): SlotRole {
+  return rolesOf(layout, [slot]).get(slot) as SlotRole;
+}
+
+/**
+ * The roles of `slots` in one pass over the stores (a round asks for every local slot: one
+ * `roleOf` per slot walked every store each time, 64 × 64 per round, and its garbage was a good
+ * part of the agent's GC).
+ */
+export function rolesOf(layout: AgentLayout | null, slots: readonly string[]): Map<string, SlotRole> {
   const none: SlotRole = { store: null, currentMaster: null, peer: null, storeState: null, slotState: null };
-  if (!layout) return none;
-  const slotState = layout.slots[slot]?.state ?? null;
-  for (const [name, store] of Object.entries(layout.stores)) {
-    if (!store.slots.includes(slot)) continue;
-    const others = store.slots.filter((x) => x !== slot);
-    // With more than one other slot, "the" replica is not defined: {peer} stays empty and the
-    // repairs that need it are refused rather than guessed.
-    const peerSlot = others.length === 1 ? others[0] : undefined;
-    return {
-      store: name,
-      currentMaster: store.currentMaster === slot,
-      peer: peerSlot ? layout.slots[peerSlot]?.ip ?? null : null,
-      storeState: store.state ?? null,
-      slotState,
-    };
+  const roles = new Map<string, SlotRole>();
+  if (!layout) {
+    for (const slot of slots) roles.set(slot, none);
+    return roles;
   }
-  return { ...none, slotState };
+  const wanted = new Set(slots);
+  for (const [name, store] of Object.entries(layout.stores)) {
+    for (const slot of store.slots) {
+      if (!wanted.has(slot) || roles.has(slot)) continue;
+      const others = store.slots.filter((x) => x !== slot);
+      // With more than one other slot, "the" replica is not defined: {peer} stays empty and the
+      // repairs that need it are refused rather than guessed.
+      const peerSlot = others.length === 1 ? others[0] : undefined;
+      roles.set(slot, {
+        store: name,
+        currentMaster: store.currentMaster === slot,
+        peer: peerSlot ? layout.slots[peerSlot]?.ip ?? null : null,
+        storeState: store.state ?? null,
+        slotState: layout.slots[slot]?.state ?? null,
+      });
+    }
+  }
+  for (const slot of slots) if (!roles.has(slot)) roles.set(slot, { ...none, slotState: layout.slots[slot]?.state ?? null });
+  return roles;
 }
 
 /**
@@ -109,10 +125,13 @@ export function roleOf(layout: AgentLayout | null, slot: string): SlotRole {
  * master's leftovers onto the new master would overwrite newer state, so only a known current
  * master of an active store may run sync_client.
  */
-export function replicationRefusal(slot: string, role: SlotRole): string | null {
+export function replicationRefusal(slot: string, role: SlotRole, options: { duringFailover?: boolean } = {}): string | null {
   if (role.currentMaster === null) return `slot ${slot}'s role is not known (no directory layout)`;
   if (!role.currentMaster) return `slot ${slot} is not the current master of store ${role.store}`;
-  if (role.storeState !== null && role.storeState !== 'active') return `store ${role.store} is ${role.storeState}`;
+  // A flush is what a controlled failover's drain asks for once the store is held
+  // (`failing-over`: no new mail lands on this master), so it is allowed then; nothing else is.
+  const allowed = options.duringFailover ? ['active', 'failing-over'] : ['active'];
+  if (role.storeState !== null && !allowed.includes(role.storeState)) return `store ${role.store} is ${role.storeState}`;
   return null;
 }
 

@@ -20,12 +20,22 @@
  * non-empty pending file (the first record created it; ext4 keeps birth time and Node reads it
  * through statx). Rename changes ctime, never birth or mtime. Where the filesystem keeps no birth
  * time, mtime (the last record) is used: an age that can only be too young.
+ *
+ * Synchronous inside (a reading is a handful of syscalls on a local directory; see procs.ts for
+ * what the threadpool would cost), and incremental for user names (see user-scan.ts).
  */
-import { open, readdir, stat } from 'node:fs/promises';
+import { readdirSync, statSync, type Stats } from 'node:fs';
 import { join } from 'node:path';
 import { errnoCode } from './errors.js';
 import { pidState, type PidState, type SyncClientProcess } from './procs.js';
-import { summariseRecords } from './records.js';
+import { UserScan } from './user-scan.js';
+
+/**
+ * At most this many users are named per reading (the first, sorted; `usersTruncated` says there
+ * are more). Enough for a human chasing a split-brain; without it a backlog over 1,000 users made
+ * a 64-slot report ~600 KB, rewritten into the directory every round and parsed by every reader.
+ */
+export const REPORTED_USERS_MAX = 100;
 
 export type PendingFileKind = 'log' | 'log-run' | 'log-pid' | 'log-other';
 
@@ -61,7 +71,7 @@ export interface SyncDirReading {
   oldestPendingAgeMs: number | null;
   files: PendingFile[];
   rollingClient: { running: boolean; pids: number[] };
-  /** Users named by the pending records (the first `userScanBytes` of them). */
+  /** Users named by the pending records (the first `userScanBytes` of them), at most REPORTED_USERS_MAX. */
   users: string[];
   usersTruncated: boolean;
   unattributedRecords: number;
@@ -76,8 +86,10 @@ export interface ReadSyncDirOptions {
   channel: string | null;
   /** The machine's sync_client processes, scanned once per round. */
   procs: SyncClientProcess[];
-  /** At most this many bytes of records are read for user names per reading. */
+  /** At most this many bytes of pending records (from the oldest) are scanned for user names. */
   userScanBytes: number;
+  /** What earlier readings of this slot parsed (the agent keeps one per slot); absent: parse from scratch. */
+  userScan?: UserScan;
   now?: number;
   procRoot?: string;
 }
@@ -88,17 +100,6 @@ function kindOf(name: string): { kind: PendingFileKind; pid?: number } | null {
   const m = /^log-(\d{1,10})$/.exec(name);
   if (m) return { kind: 'log-pid', pid: Number(m[1]) };
   return name.startsWith('log-') ? { kind: 'log-other' } : null;
-}
-
-async function readHead(path: string, bytes: number): Promise<Buffer> {
-  const fh = await open(path, 'r');
-  try {
-    const buf = Buffer.alloc(bytes);
-    const { bytesRead } = await fh.read(buf, 0, bytes, 0);
-    return buf.subarray(0, bytesRead);
-  } finally {
-    await fh.close();
-  }
 }
 
 function failed(opts: ReadSyncDirOptions, now: number, code: string, message: string): SyncDirReading {
@@ -113,16 +114,23 @@ function rollingOf(opts: ReadSyncDirOptions): { running: boolean; pids: number[]
   return { running: pids.length > 0, pids };
 }
 
+function statOrNull(path: string): Stats | null {
+  try {
+    return statSync(path);
+  } catch {
+    return null;
+  }
+}
+
 export async function readSyncDir(opts: ReadSyncDirOptions): Promise<SyncDirReading> {
   const now = opts.now ?? Date.now();
   let names: string[];
   try {
-    names = await readdir(opts.dir);
+    names = readdirSync(opts.dir);
   } catch (err) {
     const code = errnoCode(err);
     if (code === 'ENOENT') {
-      const configDirOk = await stat(opts.configDirectory).then((s) => s.isDirectory(), () => false);
-      if (!configDirOk) {
+      if (!statOrNull(opts.configDirectory)?.isDirectory()) {
         return failed(opts, now, 'CONFIG_DIR_MISSING', `configdirectory ${opts.configDirectory} does not exist`);
       }
       const { error: _none, ...empty } = failed(opts, now, '', '');
@@ -135,13 +143,15 @@ export async function readSyncDir(opts: ReadSyncDirOptions): Promise<SyncDirRead
 
   const rolling = rollingOf(opts);
   const files: PendingFile[] = [];
-  await Promise.all(names.map(async (name) => {
+  const stats = new Map<string, Stats>();
+  for (const name of names) {
     const kind = kindOf(name);
-    if (!kind) return;
+    if (!kind) continue;
     const path = join(opts.dir, name);
-    const st = await stat(path).catch(() => null);
+    const st = statOrNull(path);
     // Gone between readdir and stat (consumed by the client), or a channel's subdirectory.
-    if (!st || !st.isFile()) return;
+    if (!st || !st.isFile()) continue;
+    stats.set(name, st);
     const birth = st.birthtimeMs > 0 && st.birthtimeMs <= st.mtimeMs + 1 ? st.birthtimeMs : st.mtimeMs;
     const workedBy = opts.procs.filter((p) => p.file === path).map((p) => p.pid);
     if (kind.kind === 'log-run') workedBy.push(...rolling.pids);
@@ -158,37 +168,33 @@ export async function readSyncDir(opts: ReadSyncDirOptions): Promise<SyncDirRead
     const ownerAlive = file.pidState === 'alive' && file.pidIsSyncClient === true;
     file.orphan = kind.kind !== 'log' && st.size > 0 && workedBy.length === 0 && !ownerAlive;
     files.push(file);
-  }));
+  }
   files.sort((a, b) => a.firstRecordAt - b.firstRecordAt || a.name.localeCompare(b.name));
 
   const pending = files.filter((f) => f.bytes > 0);
   const pendingBytes = pending.reduce((sum, f) => sum + f.bytes, 0);
   const oldest = pending.length > 0 ? Math.min(...pending.map((f) => f.firstRecordAt)) : null;
 
-  const users = new Set<string>();
+  const scan = opts.userScan ?? new UserScan();
   let budget = opts.userScanBytes;
   let usersTruncated = false;
-  let unattributedRecords = 0;
   for (const f of pending) {
-    if (budget <= 0) {
-      usersTruncated = true;
-      break;
-    }
-    const take = Math.min(f.bytes, budget);
+    const limit = Math.min(f.bytes, Math.max(0, budget));
+    budget -= limit;
+    usersTruncated ||= limit < f.bytes;
+    if (limit === 0) continue;
     try {
-      const head = await readHead(join(opts.dir, f.name), take);
-      budget -= head.length;
-      const cut = head.length < f.bytes;
-      usersTruncated ||= cut;
-      unattributedRecords += summariseRecords(head.toString('latin1'), cut, users).unattributed;
+      scan.scan(join(opts.dir, f.name), stats.get(f.name) as Stats, limit);
     } catch (err) {
       // Consumed meanwhile (ENOENT) is not worth a note; a permission problem is.
       if (errnoCode(err) !== 'ENOENT') f.readError = `${errnoCode(err)}: cannot read ${f.name} for user names`;
     }
   }
+  const { users, unattributed: unattributedRecords } = scan.endReading();
+  usersTruncated ||= users.length > REPORTED_USERS_MAX;
 
   return {
     dir: opts.dir, status: 'ok', pendingBytes, oldestPendingAgeMs: oldest === null ? null : Math.max(0, now - oldest),
-    files, rollingClient: rolling, users: [...users].sort(), usersTruncated, unattributedRecords, measuredAt: now,
+    files, rollingClient: rolling, users: users.slice(0, REPORTED_USERS_MAX), usersTruncated, unattributedRecords, measuredAt: now,
   };
 }

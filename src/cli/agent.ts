@@ -16,6 +16,7 @@ import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Logger } from 'pino';
 import type { Command } from 'commander';
+import { collectDefaultMetrics, Registry } from 'prom-client';
 import { AgentError, startAgent, type Agent, type RepairRecord } from '../agent/index.js';
 import type { Config } from '../config/index.js';
 import type { Observability } from '../core/deps.js';
@@ -81,6 +82,18 @@ async function start(config: Config, machine: string, directory: Directory, obs:
   }
 }
 
+/**
+ * The registry `serve` builds (main.ts createMetrics), with the event-loop lag sampled every
+ * second instead of prom-client's 10 ms: that timer alone cost 5-7 ms of CPU per second on an
+ * idle process, more than the agent's own measuring (its budget, issue #13, is about what a bare
+ * `du -s` of the sync directories costs per round; bench/agent.ts).
+ */
+function agentRegistry(): Registry {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'storeroute_', eventLoopMonitoringPrecision: 1_000 });
+  return registry;
+}
+
 /** Resolves once a signal has stopped `stop`; a second signal exits at once. */
 function untilSignalled(stop: () => Promise<void>, logger: Logger): Promise<void> {
   return new Promise((resolveStop, rejectStop) => {
@@ -123,9 +136,9 @@ export function registerAgent(program: Command, io: CliIo): void {
       const config = loadCliConfig(globalsOf(cmd), io.env);
       const machine = checkAgentConfig(config);
       // Imported here so that read-only CLI commands do not load the servers (as `serve` does).
-      const { createLogger, createMetrics } = await import('../main.js');
+      const { createLogger } = await import('../main.js');
       const logger = createLogger(config.log);
-      const obs: Observability = { logger, metrics: createMetrics() };
+      const obs: Observability = { logger, metrics: agentRegistry() };
       // No read cache: the agent never resolves a user, and reads its topology fresh every round.
       const directory = await createDirectory({ ...config.directory, cache: { ...config.directory.cache, enabled: false } }, obs);
       let agent: Agent;

@@ -7,6 +7,7 @@ import { pidState } from '../../src/agent/procs.js';
 import { AgentError } from '../../src/agent/errors.js';
 import { makeSlot, deadPid, fakeSyncClient, stop, type TmpSlot } from './helpers.js';
 import { agentConfig, opContext, MASTER_LAYOUT, REPLICA_LAYOUT } from './context.js';
+import type { AgentLayout } from '../../src/agent/index.js';
 import { waitFor } from '../helpers/ports.js';
 
 let slot: TmpSlot | undefined;
@@ -56,6 +57,18 @@ describe('the operation allow-list refuses bad input before running anything', (
       expect(err.code).toBe('OP_REFUSED');
     }
     expect(existsSync(marker)).toBe(false);
+  });
+
+  it('flushes a master whose store is held for a failover (the drain), but not one whose store is down', async () => {
+    slot = makeSlot();
+    const config = agentConfig(slot);
+    const held: AgentLayout = { ...MASTER_LAYOUT, stores: { A: { slots: ['s1', 's2'], currentMaster: 's1', state: 'failing-over' } } };
+    const flushed = await runOp(await opContext(config, held), 'flush', { slot: 's1' });
+    expect(flushed.record).toMatchObject({ kind: 'flush', result: 'ok' });
+    const down: AgentLayout = { ...MASTER_LAYOUT, stores: { A: { slots: ['s1', 's2'], currentMaster: 's1', state: 'down' } } };
+    expect((await failure(runOp(await opContext(config, down), 'flush', { slot: 's1' }))).code).toBe('OP_REFUSED');
+    // Pushing single users stays refused while the store is held.
+    expect((await failure(runOp(await opContext(config, held), 'synclog-user', { slot: 's1', user: 'alice' }))).code).toBe('OP_REFUSED');
   });
 
   it('runs the configured command with the validated values as separate arguments', async () => {

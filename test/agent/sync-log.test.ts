@@ -1,10 +1,11 @@
 import { describe, it, expect, afterEach } from 'vitest';
 import { execFile, spawn } from 'node:child_process';
-import { appendFileSync, chmodSync, chownSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, chmodSync, chownSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { ChildProcess } from 'node:child_process';
-import { readSyncDir, type ReadSyncDirOptions } from '../../src/agent/sync-log.js';
+import { readSyncDir, REPORTED_USERS_MAX, type ReadSyncDirOptions } from '../../src/agent/sync-log.js';
+import { UserScan } from '../../src/agent/user-scan.js';
 import { scanSyncClients, parseSyncClientArgs, pidState } from '../../src/agent/procs.js';
 import { makeSlot, fakeSyncClient, sleeper, deadPid, stop, type TmpSlot } from './helpers.js';
 import { waitFor } from '../helpers/ports.js';
@@ -119,6 +120,48 @@ describe('readSyncDir on made-up slot directories', () => {
     const r = await read(slot, { userScanBytes: 30 });
     expect(r.pendingBytes).toBe(52);
     expect(r.users).toEqual(['alice']);
+    expect(r.usersTruncated).toBe(true);
+  });
+
+  it('with a UserScan, parses each record once across readings; a line still being written waits for its newline', async () => {
+    slot = makeSlot();
+    const log = join(slot.syncDir, 'log');
+    const userScan = new UserScan();
+    writeFileSync(log, 'APPEND user.alice\nANNOTATION ""\nAPPEND user.bo');
+    expect(await read(slot, { userScan })).toMatchObject({ users: ['alice'], unattributedRecords: 1, usersTruncated: false });
+    appendFileSync(log, 'b\nMAILBOX user.carol\n');
+    const grown = await read(slot, { userScan });
+    expect(grown).toMatchObject({ users: ['alice', 'bob', 'carol'], unattributedRecords: 1 });
+    expect(await read(slot)).toMatchObject({ users: grown.users, unattributedRecords: 1 });
+
+    // The rolling client renames log to log-run (the same file, already parsed); a new log starts.
+    renameSync(log, join(slot.syncDir, 'log-run'));
+    writeFileSync(log, 'USER dave\n');
+    expect(await read(slot, { userScan })).toMatchObject({ users: ['alice', 'bob', 'carol', 'dave'], unattributedRecords: 1 });
+
+    // Both consumed; a new log (which may reuse a consumed file's inode) is read from its start.
+    rmSync(join(slot.syncDir, 'log-run'));
+    rmSync(log);
+    writeFileSync(log, 'APPEND user.erin\n');
+    expect(await read(slot, { userScan })).toMatchObject({ users: ['erin'], unattributedRecords: 0 });
+  });
+
+  it('with a UserScan, the cap still holds as the log grows', async () => {
+    slot = makeSlot();
+    const log = join(slot.syncDir, 'log');
+    const userScan = new UserScan();
+    writeFileSync(log, 'APPEND user.alice\n');
+    expect(await read(slot, { userScan, userScanBytes: 30 })).toMatchObject({ users: ['alice'], usersTruncated: false });
+    appendFileSync(log, 'APPEND user.bob\nAPPEND user.carol\n');
+    expect(await read(slot, { userScan, userScanBytes: 30 })).toMatchObject({ users: ['alice'], usersTruncated: true });
+  });
+
+  it('names at most REPORTED_USERS_MAX users (the first, sorted) and says there are more', async () => {
+    slot = makeSlot();
+    const names = Array.from({ length: REPORTED_USERS_MAX + 20 }, (_, i) => `u${String(i).padStart(4, '0')}`);
+    writeFileSync(join(slot.syncDir, 'log'), names.reverse().map((u) => `APPEND user.${u}\n`).join(''));
+    const r = await read(slot, { userScan: new UserScan() });
+    expect(r.users).toEqual([...names].sort().slice(0, REPORTED_USERS_MAX));
     expect(r.usersTruncated).toBe(true);
   });
 

@@ -28,6 +28,13 @@ export const CYRUS_ADMIN_PASSWORD = 'cyrus-admin-pw';
 /** Loopback prefix of the slots; override when another run owns 127.42.x.x. */
 const NET = process.env.STOREROUTE_E2E_NET ?? '127.42';
 
+export interface StackOptions {
+  /** Loopback prefix of the slots (default STOREROUTE_E2E_NET, else 127.42): a second stack in one run uses its own. */
+  net?: string;
+  /** Names the temporary directory (`storeroute-e2e-<tag>-…`). */
+  tag?: string;
+}
+
 export const USERS: Record<string, { store: 'A' | 'B'; password: string }> = {
   alice: { store: 'A', password: 'alice-pw' },
   bob: { store: 'A', password: 'bob-pw' },
@@ -52,15 +59,16 @@ export class Stack {
   nginx!: Nginx;
   syslog!: SyslogCapture;
 
-  constructor(dir: string) {
+  constructor(dir: string, opts: StackOptions = {}) {
     this.dir = dir;
+    const net = opts.net ?? NET;
     const slot = (name: string, machine: string, ip: string) =>
       new CyrusSlot({ name, machine, ip, baseDir: dir, adminPassword: CYRUS_ADMIN_PASSWORD });
     this.slots = {
-      s11: slot('s11', 'm1', `${NET}.1.1`),
-      s12: slot('s12', 'm1', `${NET}.1.2`),
-      s21: slot('s21', 'm2', `${NET}.2.1`),
-      s22: slot('s22', 'm2', `${NET}.2.2`),
+      s11: slot('s11', 'm1', `${net}.1.1`),
+      s12: slot('s12', 'm1', `${net}.1.2`),
+      s21: slot('s21', 'm2', `${net}.2.1`),
+      s22: slot('s22', 'm2', `${net}.2.2`),
     };
     this.stores = {
       A: { master: this.slots.s11, replica: this.slots.s21 },
@@ -225,8 +233,8 @@ export function startPump(stack: Stack, users: string[], opts: { bodyBytes?: num
   };
 }
 
-export async function startStack(): Promise<Stack> {
-  const stack = new Stack(makeWorkDir('stack'));
+export async function startStack(opts: StackOptions = {}): Promise<Stack> {
+  const stack = new Stack(makeWorkDir(opts.tag ?? 'stack'), opts);
   try {
     await stack.start();
   } catch (err) {

@@ -31,6 +31,23 @@ export interface CliResult {
   stderr: string;
 }
 
+/** Runs the built CLI, `storeroute <args> --config <configFile>`, to completion (killed after `timeoutMs`). */
+export function runCli(configFile: string, args: string[], opts: { cwd?: string; timeoutMs?: number } = {}): Promise<CliResult> {
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(process.execPath, [CLI, ...args, '--config', configFile], { cwd: opts.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
+    child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 120_000);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolvePromise({ code: code ?? -1, stdout, stderr });
+    });
+  });
+}
+
 export class Storeroute {
   readonly dir: string;
   readonly configFile: string;
@@ -58,7 +75,7 @@ export class Storeroute {
     this.adminPort ||= await freePort();
     const config = {
       log: { level: 'info' },
-      directory: { backend: 'redis', redis: { url: this.#opts.redisUrl, keyPrefix: 'e2e:' } },
+      directory: this.directoryConfig,
       lmtp: {
         listen: { host: '127.0.0.1', port: this.lmtpPort },
         hostname: 'storeroute.e2e.test',
@@ -75,6 +92,11 @@ export class Storeroute {
       replay: { imap: { user: 'cyrus', password: this.#opts.cyrusAdminPassword } },
     };
     writeFileSync(this.configFile, stringify(config));
+  }
+
+  /** The directory section of the config (what another process of the site, an agent, points at). */
+  get directoryConfig() {
+    return { backend: 'redis', redis: { url: this.#opts.redisUrl, keyPrefix: 'e2e:' } } as const;
   }
 
   get authHttp(): string {
@@ -113,19 +135,7 @@ export class Storeroute {
 
   /** Runs `storeroute <args> --config <file>` to completion. */
   cli(args: string[], timeoutMs = 120_000): Promise<CliResult> {
-    return new Promise((resolvePromise, reject) => {
-      const child = spawn(process.execPath, [CLI, ...args, '--config', this.configFile, '--actor', 'e2e'], { cwd: this.dir, stdio: ['ignore', 'pipe', 'pipe'] });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
-      child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
-      const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-      child.on('error', reject);
-      child.on('close', (code) => {
-        clearTimeout(timer);
-        resolvePromise({ code: code ?? -1, stdout, stderr });
-      });
-    });
+    return runCli(this.configFile, [...args, '--actor', 'e2e'], { cwd: this.dir, timeoutMs });
   }
 
   /** Like cli() but throws with the output on a non-zero exit. */
