@@ -11,6 +11,7 @@ import { registerAgent } from './agent.js';
 import { registerCheck } from './check.js';
 import { registerConfig } from './config.js';
 import { registerDirectory } from './directory.js';
+import { registerFailover } from './failover.js';
 import { registerHistory } from './history.js';
 import { registerReplay } from './replay.js';
 import { registerServe } from './serve.js';
@@ -51,6 +52,7 @@ export function buildProgram(io: CliIo = processIo()): Command {
   registerHistory(program, io);
   registerConfig(program, io);
   registerReplay(program, io);
+  registerFailover(program, io);
   return program;
 }
 

@@ -11,6 +11,7 @@ import { journalSection } from './sections/journal.js';
 import { adminSection } from './sections/admin.js';
 import { replaySection } from './sections/replay.js';
 import { agentSection } from './sections/agent.js';
+import { failoverSection } from './sections/failover.js';
 
 export const configSchema = z.strictObject({
   log: logSection.prefault({}),
@@ -21,6 +22,7 @@ export const configSchema = z.strictObject({
   admin: adminSection.prefault({}),
   replay: replaySection.prefault({}),
   agent: agentSection.prefault({}),
+  failover: failoverSection.prefault({}),
 });
 
 export type Config = z.infer<typeof configSchema>;

@@ -1,0 +1,26 @@
+/**
+ * The failover capability's entry: `failoverStore` runs one store's failover as phases, each
+ * recorded in the audit history with who ran it:
+ *
+ *   preflight    store known and active, target slot up and not the master, the target machine's
+ *                agent reporting (and the old master's, to drain it), the epoch read. Refuses, changing nothing.
+ *   lease        one runner per store (lease.ts); released on exit, expiring if the runner dies.
+ *   flush        while mail still flows, the old master's agent pushes its backlog (the agent
+ *                refuses operations on a store that is not active, so this comes before the hold).
+ *   hold         store → failing-over (LMTP 451 4.3.0, logins wait), then a bounded wait
+ *                (`failover.holdMs`) for deliveries already in DATA.
+ *   drain        flush again (refused by today's agent while failing-over: then the rolling
+ *                sync_client does it); wait for a report taken since the hold saying caught-up. Deadline → roll back.
+ *   pre-switch   site hooks; a failure rolls back.
+ *   switch       the directory's compare-and-set failover on the epoch read in preflight.
+ *   post-switch  site hooks; a failure keeps the switch and marks the store (status `failover`).
+ *   release      store → active.
+ *   verify       the journal window replayed as `storeroute replay` does (injected by the caller).
+ *
+ * `crash`: no drain and no pre-switch hooks; the old master's slot is marked down instead, and
+ * the last replication lag its agent reported is returned beside what the replay recovered.
+ */
+export { failoverStore, type FailoverStoreOptions } from './run.js';
+export type { FailoverOutcome, FailoverResult, LostLag, PhaseEvent, PhaseName, ReplayFound } from './events.js';
+export { fileLeases, redisLeases, leaseKey, type Lease, type LeaseHolder, type LeaseStore } from './lease.js';
+export { expandHook, runHook, type HookResult, type HookVars } from './hooks.js';
