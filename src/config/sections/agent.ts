@@ -48,7 +48,7 @@ export const agentSection = z.strictObject({
     /** Oldest pending record older than this: nothing is making progress, the store is stalled. */
     stalledAfterMs: ms(1_000).default(60_000),
   }).prefault({}),
-  /** At most this many bytes of pending records are read per slot and round to name the users. */
+  /** At most this many bytes of each pending file are scanned to name its users (new lines only, each once). */
   userScanBytes: z.number().int().min(0).default(1024 * 1024),
   /** The local slots. A slot the directory does not know, or places elsewhere, stops the agent. */
   slots: z.array(agentSlot).default([]).superRefine((slots, ctx) => {
