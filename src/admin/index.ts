@@ -11,7 +11,7 @@ import { createServer, type IncomingMessage, type ServerResponse, type Server } 
 import type { AddressInfo } from 'node:net';
 import type { Config } from '../config/index.js';
 import type { Observability } from '../core/deps.js';
-import { bearerMatches } from './auth-token.js';
+import { bearerMatches, readBody, send, sendJson } from './http-io.js';
 import { httpErrorFor } from './status.js';
 
 export interface ReadinessCheck {
@@ -77,7 +77,7 @@ export function createAdminServer(opts: {
     if (req.method !== route.method) return sendJson(res, 405, { error: `use ${route.method}` });
     let body: unknown = undefined;
     if (req.method === 'POST') {
-      const raw = await readBody(req);
+      const raw = await readBody(req, MAX_BODY);
       if (raw === null) {
         // Answer first, then drop the connection: the rest of the body is never read.
         res.setHeader('connection', 'close');
@@ -133,31 +133,7 @@ function hostForUrl(host: string): string {
   return host.includes(':') ? `[${host}]` : host;
 }
 
-function readBody(req: IncomingMessage): Promise<string | null> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (c: Buffer) => {
-      size += c.length;
-      if (size > MAX_BODY) {
-        req.pause();
-        req.removeAllListeners('data');
-        resolve(null);
-        return;
-      }
-      chunks.push(c);
-    });
-    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-    req.on('error', reject);
-  });
-}
 
-function send(res: ServerResponse, status: number, body: string, type: string): void {
-  res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(body) });
-  res.end(body);
-}
 
-function sendJson(res: ServerResponse, status: number, value: unknown): void {
-  send(res, status, JSON.stringify(value) + '\n', 'application/json');
-}
 export { httpErrorFor, httpStatusFor, type HttpError } from './status.js';
+export { bearerMatches, readBody, sendJson } from './http-io.js';

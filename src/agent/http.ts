@@ -5,7 +5,7 @@
  */
 import { createServer, type IncomingMessage, type ServerResponse, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { bearerMatches, readBody, sendJson } from '../admin/index.js';
 import type { Observability } from '../core/deps.js';
 import { AgentError, type AgentErrorCode } from './errors.js';
 
@@ -37,44 +37,6 @@ export interface AgentHttp {
   close(): Promise<void>;
 }
 
-/**
- * Bearer check in constant time; both sides hashed so the length does not leak either. (Same rule
- * as admin/auth-token.ts, which admin/ does not export through its entry file.)
- */
-export function bearerOk(header: string | undefined, token: string | undefined): boolean {
-  if (!token || !header) return false;
-  const m = /^Bearer\s+(.+)$/i.exec(header.trim());
-  if (!m || !m[1]) return false;
-  const a = createHash('sha256').update(m[1]).digest();
-  const b = createHash('sha256').update(token).digest();
-  return timingSafeEqual(a, b);
-}
-
-function sendJson(res: ServerResponse, status: number, value: unknown): void {
-  const body = JSON.stringify(value) + '\n';
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
-  res.end(body);
-}
-
-function readBody(req: IncomingMessage): Promise<string | null> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (c: Buffer) => {
-      size += c.length;
-      if (size > MAX_BODY) {
-        req.pause();
-        req.removeAllListeners('data');
-        resolve(null);
-        return;
-      }
-      chunks.push(c);
-    });
-    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-    req.on('error', reject);
-  });
-}
-
 export function createAgentHttp(opts: AgentHttpOptions): AgentHttp {
   const log = opts.obs.logger.child({ component: 'agent-http' });
   let server: Server | null = null;
@@ -95,7 +57,7 @@ export function createAgentHttp(opts: AgentHttpOptions): AgentHttp {
     if (!isOp && url.pathname !== '/report') return sendJson(res, 404, { error: 'not found', code: 'NOT_FOUND' });
     // The token comes before anything else, so an unauthenticated caller learns nothing, not even
     // which operation names exist.
-    if (!bearerOk(req.headers.authorization, opts.token)) {
+    if (!bearerMatches(req.headers.authorization, opts.token)) {
       log.warn({ path: url.pathname, remote: req.socket.remoteAddress }, 'agent_forbidden');
       const why = opts.token ? 'missing or wrong bearer token' : 'agent.token is not set: operations are disabled';
       return sendJson(res, 401, { error: why, code: 'UNAUTHORIZED' });
@@ -106,7 +68,7 @@ export function createAgentHttp(opts: AgentHttpOptions): AgentHttp {
     }
     if (req.method !== 'POST') return sendJson(res, 405, { error: 'use POST', code: 'METHOD' });
     const name = decodeURIComponent(url.pathname.slice('/ops/'.length));
-    const raw = await readBody(req);
+    const raw = await readBody(req, MAX_BODY);
     if (raw === null) {
       res.setHeader('connection', 'close');
       res.on('finish', () => req.destroy());
