@@ -232,8 +232,15 @@ describe.sequential('replication state with two agents on the stack', () => {
     const first = watch.seen.last as StoreReplication;
     expect(['lagging', 'behind', 'stalled']).toContain(first.state);
     expect(first.master.pendingBytes).toBeGreaterThan(0);
-    expect(first.master.users).toEqual(['alice', 'bob']);
+    // The first sighting may come before the second user's records are written: named users are
+    // ours, and both are named once all 20 are in.
+    expect(first.master.users.length).toBeGreaterThan(0);
+    expect(['alice', 'bob']).toEqual(expect.arrayContaining(first.master.users));
     expect((watch.seen.firstNotCaughtUp as number) - (watch.seen.firstOnDisk as number)).toBeLessThanOrEqual(2 * INTERVAL);
+    await waitFor(async () => {
+      const v = await verdict('A', Date.now());
+      return v.master.users.includes('alice') && v.master.users.includes('bob');
+    }, 2 * INTERVAL + 1_000, 'both users named in the pending records');
 
     // The agent's repairs: the log-run replay cannot finish with the replica down (killed at its
     // deadline), then a rolling client is started, which waits for the replica: lagging again.
@@ -318,8 +325,10 @@ describe.sequential('replication state with two agents on the stack', () => {
     expect(b.state).toBe('unknown');
     expect(b.master.reasons.join(' ')).toMatch(/last report is \d+ s old \(limit 3 s\)/);
     expect(st.agents.find((a) => a.machine === 'm2')).toMatchObject({ stale: true });
-    // m1 still reports: A (master s11 on m1) keeps its verdict.
-    expect(storeIn(st, 'A').state).toBe('caught-up');
+    // m1 still reports: A (master s11 on m1) keeps a verdict of its own, never unknown; it may
+    // still be lagging for a moment while the last records of the earlier scenarios replicate.
+    expect(storeIn(st, 'A').state).not.toBe('unknown');
+    await waitFor(async () => (await verdict('A', Date.now())).state === 'caught-up', 20_000, 'A caught-up (its agent still reports)');
     expect(st.replication[0]?.store).toBe('B');
     const shown = JSON.parse(await cli(['store', 'show', 'B', '--json'])) as { replication: { slots: Array<{ slot: string; sync: string }> } };
     expect(shown.replication.slots.map((s) => [s.slot, s.sync])).toEqual([['s22', 'unknown'], ['s12', 'empty']]);
