@@ -3,7 +3,8 @@
  * slot agent's port): a bearer check in constant time, a body read with a size limit, JSON out.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
 
 /**
  * Bearer-token check in constant time. Both sides are hashed first so that the comparison does
@@ -46,4 +47,52 @@ export function send(res: ServerResponse, status: number, body: string, type: st
 
 export function sendJson(res: ServerResponse, status: number, value: unknown): void {
   send(res, status, JSON.stringify(value) + '\n', 'application/json');
+}
+
+export interface HttpListener {
+  /** Binds; `url` is `http://host:port` (IPv6 hosts bracketed), or `advertiseUrl` when given. */
+  listen(): Promise<{ port: number; url: string }>;
+  /** Stops accepting and drops open (kept-alive) connections. */
+  close(): Promise<void>;
+}
+
+/**
+ * A node:http server around `handle`: a handler that throws is logged (`event`) and answered 500,
+ * never left hanging.
+ */
+export function serveHttp(opts: {
+  listen: { host: string; port: number };
+  advertiseUrl?: string | undefined;
+  handle: (req: IncomingMessage, res: ServerResponse) => Promise<void>;
+  onCrash: (err: unknown) => void;
+  crashBody: unknown;
+}): HttpListener {
+  let server: Server | null = null;
+  return {
+    listen() {
+      return new Promise((resolve, reject) => {
+        const s = createServer((req, res) => {
+          opts.handle(req, res).catch((err: unknown) => {
+            opts.onCrash(err);
+            if (!res.headersSent) sendJson(res, 500, opts.crashBody);
+          });
+        });
+        s.once('error', reject);
+        s.listen(opts.listen.port, opts.listen.host, () => {
+          server = s;
+          const port = (s.address() as AddressInfo).port;
+          const host = opts.listen.host.includes(':') ? `[${opts.listen.host}]` : opts.listen.host;
+          resolve({ port, url: opts.advertiseUrl ?? `http://${host}:${port}` });
+        });
+      });
+    },
+    close() {
+      return new Promise((resolve) => {
+        if (!server) return resolve();
+        server.close(() => resolve());
+        server.closeAllConnections();
+        server = null;
+      });
+    },
+  };
 }

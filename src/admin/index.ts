@@ -7,11 +7,10 @@
  * Routes are registered by the composition root (main.ts), so this module knows nothing of the
  * journal or the directory: it only frames HTTP, checks the token and maps errors (status.ts).
  */
-import { createServer, type IncomingMessage, type ServerResponse, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Config } from '../config/index.js';
 import type { Observability } from '../core/deps.js';
-import { bearerMatches, readBody, send, sendJson } from './http-io.js';
+import { bearerMatches, readBody, send, sendJson, serveHttp } from './http-io.js';
 import { httpErrorFor } from './status.js';
 
 export interface ReadinessCheck {
@@ -46,7 +45,6 @@ export function createAdminServer(opts: {
 }): AdminServer {
   const { config, obs, readiness, routes } = opts;
   const log = obs.logger.child({ component: 'admin' });
-  let server: Server | null = null;
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://admin');
@@ -101,39 +99,11 @@ export function createAdminServer(opts: {
     }
   }
 
-  return {
-    listen() {
-      return new Promise((resolve, reject) => {
-        const s = createServer((req, res) => {
-          handle(req, res).catch((err: unknown) => {
-            log.error({ err }, 'admin_handler_crashed');
-            if (!res.headersSent) sendJson(res, 500, { error: 'internal error' });
-          });
-        });
-        s.on('error', reject);
-        s.listen(config.listen.port, config.listen.host, () => {
-          server = s;
-          const port = (s.address() as AddressInfo).port;
-          resolve({ port, url: config.advertiseUrl ?? `http://${hostForUrl(config.listen.host)}:${port}` });
-        });
-      });
-    },
-    close() {
-      return new Promise((resolve) => {
-        if (!server) return resolve();
-        server.close(() => resolve());
-        server.closeAllConnections();
-        server = null;
-      });
-    },
-  };
+  return serveHttp({
+    listen: config.listen, advertiseUrl: config.advertiseUrl, handle,
+    onCrash: (err) => log.error({ err }, 'admin_handler_crashed'), crashBody: { error: 'internal error' },
+  });
 }
-
-function hostForUrl(host: string): string {
-  return host.includes(':') ? `[${host}]` : host;
-}
-
-
 
 export { httpErrorFor, httpStatusFor, type HttpError } from './status.js';
-export { bearerMatches, readBody, sendJson } from './http-io.js';
+export { bearerMatches, readBody, sendJson, serveHttp, type HttpListener } from './http-io.js';

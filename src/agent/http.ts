@@ -3,9 +3,8 @@
  * and POST /ops/<name> only with the bearer token (none configured: refused). Loopback by default:
  * operations stop services and push mail between machines.
  */
-import { createServer, type IncomingMessage, type ServerResponse, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { bearerMatches, readBody, sendJson } from '../admin/index.js';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { bearerMatches, readBody, sendJson, serveHttp } from '../admin/index.js';
 import type { Observability } from '../core/deps.js';
 import { AgentError, type AgentErrorCode } from './errors.js';
 
@@ -39,7 +38,6 @@ export interface AgentHttp {
 
 export function createAgentHttp(opts: AgentHttpOptions): AgentHttp {
   const log = opts.obs.logger.child({ component: 'agent-http' });
-  let server: Server | null = null;
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://agent');
@@ -92,31 +90,8 @@ export function createAgentHttp(opts: AgentHttpOptions): AgentHttp {
     }
   }
 
-  return {
-    listen() {
-      return new Promise((resolve, reject) => {
-        const s = createServer((req, res) => {
-          handle(req, res).catch((err: unknown) => {
-            log.error({ err }, 'agent_http_crashed');
-            if (!res.headersSent) sendJson(res, 500, { error: 'internal error', code: 'INTERNAL' });
-          });
-        });
-        s.once('error', reject);
-        s.listen(opts.listen.port, opts.listen.host, () => {
-          server = s;
-          const port = (s.address() as AddressInfo).port;
-          const host = opts.listen.host.includes(':') ? `[${opts.listen.host}]` : opts.listen.host;
-          resolve({ port, url: `http://${host}:${port}` });
-        });
-      });
-    },
-    close() {
-      return new Promise((resolve) => {
-        if (!server) return resolve();
-        server.close(() => resolve());
-        server.closeAllConnections();
-        server = null;
-      });
-    },
-  };
+  return serveHttp({
+    listen: opts.listen, handle,
+    onCrash: (err) => log.error({ err }, 'agent_http_crashed'), crashBody: { error: 'internal error', code: 'INTERNAL' },
+  });
 }
