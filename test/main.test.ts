@@ -6,35 +6,12 @@
 import { describe, it, expect } from 'vitest';
 import { mkdtempSync, existsSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
-import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadConfig } from '../src/config/index.js';
+
 import { startStoreroute } from '../src/main.js';
+import { exampleConfigInTempDir, lmtpExchange } from './helpers/example-config.js';
 import { testLogger } from './helpers/logger.js';
-
-function lmtpExchange(port: number, lines: string[]): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const sock = connect(port, '127.0.0.1');
-    let out = '';
-    sock.on('data', (d) => { out += d.toString(); });
-    sock.on('end', () => resolve(out));
-    sock.on('error', reject);
-    sock.write(lines.map((l) => `${l}\r\n`).join(''));
-  });
-}
-
-/** The example config (what `npm start` serves) on free ports, with its state in a temp dir. */
-function exampleConfigInTempDir() {
-  const dir = mkdtempSync(join(tmpdir(), 'sr-main-'));
-  const config = loadConfig(new URL('../config/storeroute.example.yaml', import.meta.url).pathname);
-  config.directory.embedded.file = join(dir, 'directory.json');
-  config.journal.dir = join(dir, 'journal');
-  config.lmtp.listen = { host: '127.0.0.1', port: 0 };
-  config.auth.listen.port = 0;
-  config.admin.listen.port = 0;
-  return config;
-}
 
 describe('storeroute serve with the example configuration', () => {
   it('starts on the example directory, is ready, routes, and stops', async () => {

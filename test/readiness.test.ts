@@ -4,28 +4,16 @@
  * ready, and the example's public shared secret is warned about at every start.
  */
 import { describe, it, expect, afterAll, beforeAll } from 'vitest';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { rmSync, writeFileSync } from 'node:fs';
 import { Writable } from 'node:stream';
 import { pino, type Logger } from 'pino';
-import { loadConfig, type Config } from '../src/config/index.js';
+import type { Config } from '../src/config/index.js';
 import { startStoreroute, type Running } from '../src/main.js';
 import { applyDirectory, RedisDirectory } from '../src/directory/index.js';
+import { exampleConfigInTempDir } from './helpers/example-config.js';
 import { testLogger, testRegistry } from './helpers/logger.js';
 import { startRedis, uniquePrefix, type RedisServer } from './helpers/redis.js';
 import { waitFor } from './helpers/ports.js';
-
-function exampleConfigInTempDir(): Config {
-  const dir = mkdtempSync(join(tmpdir(), 'sr-ready-'));
-  const config = loadConfig(new URL('../config/storeroute.example.yaml', import.meta.url).pathname);
-  config.directory.embedded.file = join(dir, 'directory.json');
-  config.journal.dir = join(dir, 'journal');
-  config.lmtp.listen = { host: '127.0.0.1', port: 0 };
-  config.auth.listen.port = 0;
-  config.admin.listen.port = 0;
-  return config;
-}
 
 async function readyz(running: Running): Promise<{ status: number; body: { ok: boolean; checks: Record<string, boolean>; problems?: Record<string, string> } }> {
   const r = await fetch(`${running.admin!.url}/readyz`);

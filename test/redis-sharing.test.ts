@@ -8,7 +8,6 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdtempSync } from 'node:fs';
-import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
@@ -17,6 +16,7 @@ import { startStoreroute, type Running } from '../src/main.js';
 import { applyDirectory, closeRedisClient, createRedisClient, RedisDirectory } from '../src/directory/index.js';
 import { createRedisThrottleStore } from '../src/auth/index.js';
 import { redisKeys } from '../src/core/redis-keys.js';
+import { lmtpExchange } from './helpers/example-config.js';
 import { testLogger, testRegistry } from './helpers/logger.js';
 import { startRedis, uniquePrefix, type RedisServer } from './helpers/redis.js';
 import { waitFor } from './helpers/ports.js';
@@ -25,17 +25,6 @@ import { exchange } from './auth/wire.js';
 const LAYOUT = new URL('../config/directory.example.yaml', import.meta.url).pathname;
 const SECRET = { 'X-Storeroute-Secret': 'change-me-before-production' };
 const obs = () => ({ logger: testLogger(), metrics: testRegistry() });
-
-function lmtpExchange(port: number, lines: string[]): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const sock = connect(port, '127.0.0.1');
-    let out = '';
-    sock.on('data', (d) => { out += d.toString(); });
-    sock.on('end', () => resolve(out));
-    sock.on('error', reject);
-    sock.write(lines.map((l) => `${l}\r\n`).join(''));
-  });
-}
 
 let redis: RedisServer;
 let observer: Redis;
