@@ -9,7 +9,9 @@ import { Command, Option } from 'commander';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { createRedisClient } from '../directory/index.js';
-import { failoverStore, fileLeases, redisLeases, type FailoverResult, type PhaseEvent, type ReplayFound } from '../failover/index.js';
+import type { Config } from '../config/index.js';
+import type { Directory } from '../directory/index.js';
+import { failoverStore, fileLeases, redisLeases, type FailoverResult, type FailoverStoreOptions, type PhaseEvent, type ReplayFound } from '../failover/index.js';
 import { actorFor, globalsOf, onDirectory } from './command.js';
 import type { GlobalOptions } from './context.js';
 import { EXIT, SilentExit, UsageError, type CliIo } from './io.js';
@@ -23,7 +25,7 @@ interface FailoverFlags {
   yes?: boolean;
 }
 
-const EXIT_FOR: Record<FailoverResult['outcome'], number> = {
+export const EXIT_FOR: Record<FailoverResult['outcome'], number> = {
   done: EXIT.ok, attention: EXIT.refused, refused: EXIT.refused, aborted: EXIT.refused, interrupted: EXIT.refused,
   unreachable: EXIT.tempfail,
 };
@@ -52,13 +54,23 @@ function replayThroughCli(globals: GlobalOptions, io: CliIo) {
   };
 }
 
-function eventLine(e: PhaseEvent): string {
+/** --crash: the backlog lost with the old master beside what replay recovered. */
+export function lostLagLine(result: FailoverResult): string {
+  const l = result.lostLag;
+  if (!l) return '';
+  return `lost with ${l.slot}: ${l.pendingBytes ?? 'unknown'} bytes of replication log pending at its last report`
+    + `${l.reportAgeMs !== null ? ` (${Math.round(l.reportAgeMs / 1000)} s before the failover)` : ' (no report)'}`
+    + `${l.users.length ? ` for ${l.users.join(', ')}` : ''}; replay recovered ${result.replay?.delivered ?? 'nothing (not run)'}`;
+}
+
+export function eventLine(e: PhaseEvent): string {
   if (e.status === 'start') return '';
   const mark = { ok: 'ok', failed: 'FAILED', skipped: 'skipped', start: '' }[e.status];
   return `${e.phase.padEnd(11)} ${mark.padEnd(7)} ${`${e.ms} ms`.padStart(8)}  ${e.detail}\n`;
 }
 
-async function confirm(io: CliIo, question: string): Promise<boolean> {
+/** Asks once on a terminal; without one, refuses to guess (scripts pass --yes). */
+export async function confirm(io: CliIo, question: string): Promise<boolean> {
   if (io.stdin.isTTY !== true) throw new UsageError('not a terminal: pass --yes to run without asking');
   io.stderr(`${question} [y/N] `);
   for await (const chunk of io.stdin) {
@@ -66,6 +78,36 @@ async function confirm(io: CliIo, question: string): Promise<boolean> {
     return answer === 'y' || answer === 'yes';
   }
   return false;
+}
+
+/**
+ * What every failover run of one CLI invocation shares: the leases (Redis or files next to the
+ * embedded directory), the verify replay through the real `replay` command, Ctrl-C as an abort
+ * signal, and the common options of `failoverStore`.
+ */
+export function failoverTools(io: CliIo, cmd: Command, directory: Directory, config: Config) {
+  const globals = globalsOf(cmd);
+  const logger = pino({ level: 'warn', base: { cmd: 'storeroute-failover' } }, pino.destination({ dest: 2, sync: true }));
+  const redis = config.directory.backend === 'redis'
+    ? createRedisClient(config.directory.redis, { logger, metrics: new Registry() }, { role: 'failover-cli' }) : null;
+  const leases = redis ? redisLeases(redis, config.directory.redis.keyPrefix) : fileLeases(dirname(resolve(config.directory.embedded.file)));
+  const abort = new AbortController();
+  const onSigint = () => {
+    io.stderr('\ninterrupt: stopping after this step and rolling back\n');
+    abort.abort();
+  };
+  process.on('SIGINT', onSigint);
+  return {
+    signal: abort.signal,
+    common: {
+      directory, settings: config.failover, agent: config.agent, agentToken: config.agent.token, leases,
+      replay: replayThroughCli(globals, io), actor: actorFor(io, cmd), signal: abort.signal,
+    } satisfies Omit<FailoverStoreOptions, 'store'>,
+    close() {
+      process.off('SIGINT', onSigint);
+      redis?.disconnect();
+    },
+  };
 }
 
 export function registerFailover(program: Command, io: CliIo): void {
@@ -79,7 +121,6 @@ export function registerFailover(program: Command, io: CliIo): void {
     .option('--json', 'one JSON event per line, then the result')
     .option('--yes', 'do not ask')
     .action((store: string, flags: FailoverFlags, cmd: Command) => onDirectory(io, cmd, async (directory, config) => {
-      const globals = globalsOf(cmd);
       const snap = await directory.snapshot();
       const s = snap.stores[store];
       if (!flags.yes && s) {
@@ -87,36 +128,19 @@ export function registerFailover(program: Command, io: CliIo): void {
         const ok = await confirm(io, `${flags.crash ? 'CRASH ' : ''}failover of ${store}: ${s.currentMaster} → ${target}, epoch ${s.epoch}. Go on?`);
         if (!ok) throw new UsageError('cancelled');
       }
-      const logger = pino({ level: 'warn', base: { cmd: 'storeroute-failover' } }, pino.destination({ dest: 2, sync: true }));
-      const redis = config.directory.backend === 'redis'
-        ? createRedisClient(config.directory.redis, { logger, metrics: new Registry() }, { role: 'failover-cli' }) : null;
-      const leases = redis ? redisLeases(redis, config.directory.redis.keyPrefix) : fileLeases(dirname(resolve(config.directory.embedded.file)));
-      const abort = new AbortController();
-      const onSigint = () => {
-        io.stderr('\ninterrupt: stopping after this step and rolling back\n');
-        abort.abort();
-      };
-      process.on('SIGINT', onSigint);
+      const tools = failoverTools(io, cmd, directory, config);
       let result: FailoverResult;
       try {
         result = await failoverStore({
-          directory, store, ...(flags.to !== undefined ? { to: flags.to } : {}), crash: flags.crash === true, force: flags.force === true,
-          settings: config.failover, agent: config.agent, agentToken: config.agent.token, leases,
-          replay: replayThroughCli(globals, io), actor: actorFor(io, cmd), signal: abort.signal,
+          ...tools.common, store, ...(flags.to !== undefined ? { to: flags.to } : {}), crash: flags.crash === true, force: flags.force === true,
           onEvent: (e) => (flags.json ? io.stdout(JSON.stringify({ event: 'phase', ...e }) + '\n') : io.stdout(eventLine(e))),
         });
       } finally {
-        process.off('SIGINT', onSigint);
-        redis?.disconnect();
+        tools.close();
       }
       if (flags.json) io.stdout(JSON.stringify({ event: 'result', ...result }) + '\n');
       else {
-        if (result.lostLag) {
-          const l = result.lostLag;
-          io.stdout(`lost with ${l.slot}: ${l.pendingBytes ?? 'unknown'} bytes of replication log pending at its last report`
-            + `${l.reportAgeMs !== null ? ` (${Math.round(l.reportAgeMs / 1000)} s before the failover)` : ' (no report)'}`
-            + `${l.users.length ? ` for ${l.users.join(', ')}` : ''}; replay recovered ${result.replay?.delivered ?? 'nothing (not run)'}\n`);
-        }
+        if (result.lostLag) io.stdout(`${lostLagLine(result)}\n`);
         io.stdout(`${result.outcome}: ${result.detail} (${(result.ms / 1000).toFixed(1)} s)\n`);
       }
       const code = EXIT_FOR[result.outcome];

@@ -13,6 +13,7 @@ import { registerConfig } from './config.js';
 import { registerDirectory } from './directory.js';
 import { registerFailover } from './failover.js';
 import { registerHistory } from './history.js';
+import { registerMachine } from './machine.js';
 import { registerReplay } from './replay.js';
 import { registerServe } from './serve.js';
 import { registerSlot } from './slot.js';
@@ -53,6 +54,7 @@ export function buildProgram(io: CliIo = processIo()): Command {
   registerConfig(program, io);
   registerReplay(program, io);
   registerFailover(program, io);
+  registerMachine(program, io);
   return program;
 }
 

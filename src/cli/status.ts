@@ -69,6 +69,27 @@ interface LastCheck {
   exitCode: number;
 }
 
+/** Failovers that finished switched but not clean (a post-switch hook or the verify failed): src/failover/run.ts markAttention. */
+interface FailoverAttention {
+  store: string;
+  attention: string;
+  from: string | null;
+  to: string | null;
+  at: number | null;
+  actor: string | null;
+}
+
+async function failoverAttention(dir: Directory): Promise<FailoverAttention[]> {
+  const docs = await dir.readStatus('failover').catch(() => ({})) as Record<string, Record<string, unknown> | null>;
+  const out: FailoverAttention[] = [];
+  for (const [store, d] of Object.entries(docs)) {
+    if (!d || typeof d.attention !== 'string') continue;
+    out.push({ store, attention: d.attention, from: typeof d.from === 'string' ? d.from : null, to: typeof d.to === 'string' ? d.to : null,
+      at: typeof d.at === 'number' ? d.at : null, actor: typeof d.actor === 'string' ? d.actor : null });
+  }
+  return out.sort((a, b) => a.store.localeCompare(b.store));
+}
+
 async function lastCheck(dir: Directory): Promise<LastCheck | null> {
   const doc = (await dir.readStatus('check').catch(() => ({})) as Record<string, unknown>)['replication'] as Partial<LastCheck> | undefined;
   if (!doc || typeof doc.finishedAt !== 'number' || typeof doc.differences !== 'number') return null;
@@ -96,10 +117,12 @@ export function registerStatus(program: Command, io: CliIo): void {
     .action((opts: JsonOption, cmd: Command) => onDirectory(io, cmd, async (dir, config) => {
       const snap = await dir.snapshot();
       const st = { ...directoryStatus(snap), ...replicationStatus(await readReplication(dir, config.agent), snap),
-        lastReplicationCheck: await lastCheck(dir) };
+        lastReplicationCheck: await lastCheck(dir), failoversNeedingAttention: await failoverAttention(dir) };
       if (opts.json) return printJson(io, st);
       io.stdout([
         `directory version ${st.version}: ${st.counts.slots} slots, ${st.counts.stores} stores, ${st.counts.users} users\n`,
+        ...(st.failoversNeedingAttention.length ? [section('Failovers needing attention', ['store', 'from', 'to', 'when', 'by', 'what'],
+          st.failoversNeedingAttention.map((f) => [f.store, f.from, f.to, f.at === null ? null : `${age(Date.now() - f.at)} ago`, f.actor, f.attention]))] : []),
         replicationSection(st),
         ...(st.replicationUnreadable ? [`  (${st.replicationUnreadable})\n`] : []),
         agentsSection(st),

@@ -9,8 +9,8 @@
  *                refuses operations on a store that is not active, so this comes before the hold).
  *   hold         store → failing-over (LMTP 451 4.3.0, logins wait), then a bounded wait
  *                (`failover.holdMs`) for deliveries already in DATA.
- *   drain        flush again (refused by today's agent while failing-over: then the rolling
- *                sync_client does it); wait for a report taken since the hold saying caught-up. Deadline → roll back.
+ *   drain        flush again, asked after the hold began: its "log empty" answer, or a report
+ *                taken since the hold saying caught-up, ends the drain. Deadline → roll back.
  *   pre-switch   site hooks; a failure rolls back.
  *   switch       the directory's compare-and-set failover on the epoch read in preflight.
  *   post-switch  site hooks; a failure keeps the switch and marks the store (status `failover`).
@@ -19,8 +19,13 @@
  *
  * `crash`: no drain and no pre-switch hooks; the old master's slot is marked down instead, and
  * the last replication lag its agent reported is returned beside what the replay recovered.
+ *
+ * machine.ts: a machine's stores as one plan (evacuate: every master on it; restore: every store
+ * preferring it that runs backwards and is caught-up), run a few stores at a time.
  */
 export { failoverStore, type FailoverStoreOptions } from './run.js';
+export { planEvacuate, planRestore, runPlan, scheduleOf, PlanError, type MachinePlan, type MachineProgress, type PlannedMove } from './machine.js';
+export { readAgents } from './agents.js';
 export type { FailoverOutcome, FailoverResult, LostLag, PhaseEvent, PhaseName, ReplayFound } from './events.js';
 export { fileLeases, redisLeases, leaseKey, type Lease, type LeaseHolder, type LeaseStore } from './lease.js';
 export { expandHook, runHook, type HookResult, type HookVars } from './hooks.js';

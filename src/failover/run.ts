@@ -75,14 +75,16 @@ export async function failoverStore(o: FailoverStoreOptions): Promise<FailoverRe
       // The audit record is not worth aborting a failover for; the directory error shows in the next phase.
     }
   };
-  const phase = async <T>(p: PhaseName, fn: () => Promise<{ value: T; detail: string }>): Promise<T> => {
+  /** Runs one phase, emitting and auditing it; `failed: true` reports a failure the run goes on from (a post-switch hook). */
+  const phase = async <T>(p: PhaseName, fn: () => Promise<{ value: T; detail: string; failed?: boolean }>): Promise<T> => {
     if (o.signal?.aborted) throw new Stop('interrupted', `interrupted before ${p}`);
     const t0 = Date.now();
     emit(p, 'start', 0, '');
     try {
-      const { value, detail } = await fn();
-      emit(p, 'ok', Date.now() - t0, detail);
-      await audit(p, 'ok', detail, Date.now() - t0);
+      const { value, detail, failed } = await fn();
+      const status = failed ? 'failed' : 'ok';
+      emit(p, status, Date.now() - t0, detail);
+      await audit(p, status, detail, Date.now() - t0);
       return value;
     } catch (err) {
       const msg = (err as Error).message;
@@ -194,7 +196,7 @@ export async function failoverStore(o: FailoverStoreOptions): Promise<FailoverRe
       attention = await phase('post-switch', async () => {
         const r = await runHooks(o.settings.hooks.afterSwitch, vars, o.settings.hooks.timeoutMs);
         return r.ok ? { value: null, detail: `${r.results.length} hook(s) ok` }
-          : { value: `post-switch hook failed: ${describeHook(r.results.at(-1)!)}`, detail: `FAILED, switch kept: ${describeHook(r.results.at(-1)!)}` };
+          : { value: `post-switch hook failed: ${describeHook(r.results.at(-1)!)}`, detail: `switch kept: ${describeHook(r.results.at(-1)!)}`, failed: true };
       });
     }
 
@@ -383,15 +385,23 @@ async function drain(o: FailoverStoreOptions, store: Store, from: Slot, holdStar
   const url = await agentUrl(o, from);
   let flushNote = 'flush: pending';
   let flushError: unknown = null;
-  void requestAgentOp({ url, token: o.agentToken as string, timeoutMs: Math.max(1_000, left()) }, 'flush',
+  // The flush is asked after the hold began, so its "log empty" answer is itself a reading taken
+  // since the hold: enough to switch, without waiting for the agent's next periodic report.
+  let flushedEmpty = false;
+  let flushSettled = false;
+  const flushed = requestAgentOp({ url, token: o.agentToken as string, timeoutMs: Math.max(1_000, left()) }, 'flush',
     { slot: from.name, deadlineMs: Math.max(100, left() - 200) })
-    .then((r) => { flushNote = `flush: ${r.pendingBytesBefore ?? '?'} → ${r.pendingBytesAfter ?? '?'} bytes in ${r.durationMs} ms`; },
-      (err: unknown) => {
-        if (err instanceof AgentError && err.code === 'AGENT_UNREACHABLE') flushError = err;
-        flushNote = `flush not done (${(err as Error).message}), waited for the rolling sync_client`;
-      });
+    .finally(() => { flushSettled = true; })
+    .then((r) => {
+      flushNote = `flush: ${r.pendingBytesBefore ?? '?'} → ${r.pendingBytesAfter ?? '?'} bytes in ${r.durationMs} ms`;
+      flushedEmpty = r.pendingBytesAfter === 0;
+    }, (err: unknown) => {
+      if (err instanceof AgentError && err.code === 'AGENT_UNREACHABLE') flushError = err;
+      flushNote = `flush not done (${(err as Error).message}), waited for the rolling sync_client`;
+    });
   for (;;) {
     if (flushError) throw flushError;
+    if (flushedEmpty) return { value: null, detail: `${from.name} caught-up: the agent emptied its sync log (${flushNote})` };
     const view = await readAgents(o.directory, o.agent);
     const v = verdictOf(view, o.agent, store);
     const report = view.reports.get(from.name);
@@ -403,6 +413,8 @@ async function drain(o: FailoverStoreOptions, store: Store, from: Slot, holdStar
       throw new Stop('aborted', `drain deadline (${o.settings.drainTimeoutMs} ms) passed with ${pendingText(from.name, v)}; ${flushNote}`,
         { pending: pendingOf(v) });
     }
-    await sleep(Math.min(o.settings.pollMs, Math.max(0, left())), o.signal);
+    // Woken early by the flush's answer, but only while it is outstanding (a settled one would spin).
+    const wait = sleep(Math.min(o.settings.pollMs, Math.max(0, left())), o.signal);
+    await (flushSettled ? wait : Promise.race([wait, flushed]));
   }
 }

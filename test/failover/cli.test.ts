@@ -1,27 +1,13 @@
 import { describe, it, expect, afterEach } from 'vitest';
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { cli } from '../cli/harness.js';
-import { makeRig, pend, TOKEN, type Rig } from './rig.js';
+import { configFileFor, makeRig, pend, type Rig } from './rig.js';
 
 let rig: Rig | undefined;
 afterEach(async () => {
   await rig?.close();
   rig = undefined;
 });
-
-/** A config file for the CLI over the rig's embedded directory (the agents publish into it). */
-function configFor(r: Rig, failover = 'holdMs: 50'): string {
-  const file = join(r.root, 'storeroute.yaml');
-  writeFileSync(file, [
-    'log: { level: silent }',
-    'directory: { backend: embedded, embedded: { file: directory.json } }',
-    'journal: { dir: journal }',
-    `agent: { intervalMs: 200, token: ${TOKEN} }`,
-    `failover: { ${failover} }`, '',
-  ].join('\n'));
-  return file;
-}
+const configFor = configFileFor;
 
 describe('storeroute failover', () => {
   it('runs the phases with timings, verifies through `replay`, exits 0', async () => {
@@ -52,5 +38,22 @@ describe('storeroute failover', () => {
     expect(r.code).toBe(2);
     expect(r.stderr).toContain('pass --yes');
     expect((await rig.directory.getStore('A'))!.currentMaster).toBe('s1');
+  });
+
+  it('a failover that switched but needs attention is listed first in `status` until a clean one clears it', async () => {
+    rig = await makeRig();
+    const config = configFor(rig, 'holdMs: 50, hooks: { afterSwitch: [[/bin/sh, -c, "echo no route to {toIp} >&2; exit 3"]] }');
+    const r = await cli(['--config', config, '--actor', 'ops:night', 'failover', 'A', '--yes']);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toMatch(/^post-switch FAILED/m);
+    const status = await cli(['--config', config, 'status']);
+    expect(status.stdout).toMatch(/^Failovers needing attention \(1\):\n +STORE +FROM +TO +WHEN +BY +WHAT\n +A +s1 +s2 +\d+s ago +ops:night +post-switch hook failed: .*no route to 127\.0\.0\.12/m);
+    expect(JSON.parse((await cli(['--config', config, 'status', '--json'])).stdout)).toMatchObject({
+      failoversNeedingAttention: [{ store: 'A', from: 's1', to: 's2', actor: 'ops:night', attention: expect.stringContaining('exit') }],
+    });
+    await new Promise((res) => setTimeout(res, 500)); // s2's agent reports the store caught-up as its master
+    const back = await cli(['--config', configFor(rig), 'failover', 'A', '--yes']);
+    expect(back.code, back.stdout).toBe(0);
+    expect((await cli(['--config', config, 'status'])).stdout).not.toContain('Failovers needing attention');
   });
 });

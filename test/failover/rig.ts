@@ -33,29 +33,38 @@ export interface RigOptions {
   /** Which machines run an agent (default both). */
   machines?: string[];
   failover?: Record<string, unknown>;
+  /** Slots (name → machine) and stores; default store A on s1@m1 (master) and s2@m2. */
+  layout?: { slots: Record<string, string>; stores: Array<{ name: string; slots: string[]; preferredMaster: string }> };
 }
+
+const DEFAULT_LAYOUT: NonNullable<RigOptions['layout']> = {
+  slots: { s1: 'm1', s2: 'm2' },
+  stores: [{ name: 'A', slots: ['s1', 's2'], preferredMaster: 's1' }],
+};
 
 export async function makeRig(opts: RigOptions = {}): Promise<Rig> {
   const root = mkdtempSync(join(tmpdir(), 'storeroute-failover-'));
   const replicaLog = join(root, 'replica.log');
   const obs = { logger: testLogger(), metrics: testRegistry() };
   const directory = await EmbeddedDirectory.open({ file: join(root, 'directory.json'), historyLimit: 1000 }, obs);
-  await directory.createSlot({ name: 's1', machine: 'm1', ip: '127.0.0.11' }, 'test');
-  await directory.createSlot({ name: 's2', machine: 'm2', ip: '127.0.0.12' }, 'test');
-  await directory.createStore({ name: 'A', slots: ['s1', 's2'], preferredMaster: 's1' }, 'test');
-  const slots = new Map([['s1', makeSlot()], ['s2', makeSlot()]]);
+  const layout = opts.layout ?? DEFAULT_LAYOUT;
+  const slotNames = Object.keys(layout.slots);
+  for (const [i, name] of slotNames.entries()) await directory.createSlot({ name, machine: layout.slots[name]!, ip: `127.0.0.${11 + i}` }, 'test');
+  for (const store of layout.stores) await directory.createStore(store, 'test');
+  const slots = new Map(slotNames.map((n) => [n, makeSlot()]));
   const base = {
     intervalMs: 200, listen: { port: 0 }, token: TOKEN, repairs: { startRollingClient: false, orphanFiles: false },
     commands: { replayFile: opts.replayFile ?? ['/bin/sh', '-c', 'cat "$1" >> "$2"', 'sh', '{file}', replicaLog] },
   };
   const config = parseConfig({
-    agent: { ...base, machine: 'm1', slots: [{ name: 's1', imapdConf: slots.get('s1')!.conf }] },
+    agent: { ...base, machine: 'm1', slots: [{ name: slotNames[0]!, imapdConf: slots.get(slotNames[0]!)!.conf }] },
     failover: { holdMs: 50, drainTimeoutMs: 5_000, pollMs: 50, ...opts.failover },
   });
   const agents = new Map<string, Agent>();
-  for (const [machine, slot] of [['m1', 's1'], ['m2', 's2']] as const) {
+  for (const machine of [...new Set(Object.values(layout.slots))].sort()) {
     if (opts.machines && !opts.machines.includes(machine)) continue;
-    const agentConfig = parseConfig({ agent: { ...base, machine, slots: [{ name: slot, imapdConf: slots.get(slot)!.conf }] } }).agent;
+    const mine = slotNames.filter((n) => layout.slots[n] === machine).map((n) => ({ name: n, imapdConf: slots.get(n)!.conf }));
+    const agentConfig = parseConfig({ agent: { ...base, machine, slots: mine } }).agent;
     agents.set(machine, await startAgent({
       config: agentConfig, obs: { logger: obs.logger, metrics: testRegistry() }, layout: () => directory.snapshot(),
       publish: (r) => directory.publishStatus('agent', machine, r),
@@ -88,3 +97,16 @@ export function pend(rig: Rig, slot: string): void {
 }
 
 export const phases = (events: PhaseEvent[]) => events.filter((e) => e.status !== 'start').map((e) => `${e.phase}:${e.status}`);
+
+/** A config file for the CLI over the rig's embedded directory (the agents publish into it). */
+export function configFileFor(r: Rig, failover = 'holdMs: 50'): string {
+  const file = join(r.root, 'storeroute.yaml');
+  writeFileSync(file, [
+    'log: { level: silent }',
+    'directory: { backend: embedded, embedded: { file: directory.json } }',
+    'journal: { dir: journal }',
+    `agent: { intervalMs: 200, token: ${TOKEN} }`,
+    `failover: { ${failover} }`, '',
+  ].join('\n'));
+  return file;
+}

@@ -177,7 +177,7 @@ describe('controlled failover', () => {
     const { result, events } = await rig.run();
     expect(result.outcome).toBe('attention');
     expect(result.detail).toContain('post-switch hook failed');
-    expect(phases(events)).toEqual(expect.arrayContaining(['switch:ok', 'post-switch:ok', 'release:ok']));
+    expect(phases(events)).toEqual(expect.arrayContaining(['switch:ok', 'post-switch:failed', 'release:ok']));
     expect(await storeA(rig)).toMatchObject({ currentMaster: 's2', state: 'active', epoch: 1 });
     const status = await rig.directory.readStatus('failover');
     expect(status.A).toMatchObject({ attention: expect.stringContaining('no ip 127.0.0.12'), from: 's1', to: 's2' });
