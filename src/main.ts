@@ -14,7 +14,7 @@ import { LineBatcher } from './core/log-batch.js';
 import { ConfigError, type FileProblem } from './core/errors.js';
 import { closeRedisClient, createDirectory, createRedisClient, type Directory } from './directory/index.js';
 import { openJournal, type Journal } from './journal/index.js';
-import { createLmtpServer } from './lmtp/index.js';
+import { createLmtpServer, inflightAnswer, type LmtpServer } from './lmtp/index.js';
 import { authConfigProblems, authConfigWarnings, createAuthServer, createMemoryThrottle, createRedisThrottle } from './auth/index.js';
 import { createAdminServer, type AdminRoute } from './admin/index.js';
 import { replayStore, parseReplayRequest, startHeartbeat } from './replay/index.js';
@@ -125,11 +125,13 @@ export async function startStoreroute(config: Config, logger = createLogger(conf
 
     const running: Running = { directory, journal, obs, stop: async () => undefined };
 
+    let lmtp: LmtpServer | null = null;
     if (config.lmtp.enabled) {
-      const lmtp = createLmtpServer({ config: config.lmtp, journalConfig: config.journal, directory, journal, obs });
+      lmtp = createLmtpServer({ config: config.lmtp, journalConfig: config.journal, directory, journal, obs });
       running.lmtp = await lmtp.listen();
       // LMTP drains first (it is pushed last and stops are run in reverse).
-      stops.push(() => lmtp.close(config.lmtp.shutdownGraceMs));
+      const server = lmtp;
+      stops.push(() => server.close(config.lmtp.shutdownGraceMs));
     }
 
     if (config.auth.enabled) {
@@ -152,6 +154,9 @@ export async function startStoreroute(config: Config, logger = createLogger(conf
           handler: (body) => replayStore({ ...parseReplayRequest(body), journal, directory, imap: config.replay, obs }),
         });
       }
+      // A failover's hold asks each proxy whether it still has deliveries in flight to the old master.
+      const inflight = lmtp?.inflight ?? null;
+      routes.push({ method: 'GET', path: '/inflight', handler: (_body, query) => inflightAnswer(directory, inflight, query) });
       const admin = createAdminServer({
         config: config.admin,
         obs,

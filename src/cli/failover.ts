@@ -11,7 +11,7 @@ import { Registry } from 'prom-client';
 import { createRedisClient } from '../directory/index.js';
 import type { Config } from '../config/index.js';
 import type { Directory } from '../directory/index.js';
-import { failoverStore, fileLeases, redisLeases, type FailoverResult, type FailoverStoreOptions, type PhaseEvent, type ReplayFound } from '../failover/index.js';
+import { failoverStore, fileLeases, proxiesInflight, redisLeases, type FailoverResult, type FailoverStoreOptions, type PhaseEvent, type ReplayFound } from '../failover/index.js';
 import { actorFor, globalsOf, onDirectory } from './command.js';
 import type { GlobalOptions } from './context.js';
 import { EXIT, SilentExit, UsageError, type CliIo } from './io.js';
@@ -91,6 +91,10 @@ export function failoverTools(io: CliIo, cmd: Command, directory: Directory, con
   const redis = config.directory.backend === 'redis'
     ? createRedisClient(config.directory.redis, { logger, metrics: new Registry() }, { role: 'failover-cli' }) : null;
   const leases = redis ? redisLeases(redis, config.directory.redis.keyPrefix) : fileLeases(dirname(resolve(config.directory.embedded.file)));
+  const inflight = redis && config.admin.token
+    ? proxiesInflight({ redis, keyPrefix: config.directory.redis.keyPrefix, adminToken: config.admin.token,
+      staleAfterMs: 3 * config.admin.heartbeatMs, pollMs: 20 })
+    : undefined;
   const abort = new AbortController();
   const onSigint = () => {
     io.stderr('\ninterrupt: stopping after this step and rolling back\n');
@@ -101,6 +105,7 @@ export function failoverTools(io: CliIo, cmd: Command, directory: Directory, con
     signal: abort.signal,
     common: {
       directory, settings: config.failover, agent: config.agent, agentToken: config.agent.token, leases,
+      ...(inflight ? { inflight } : {}),
       replay: replayThroughCli(globals, io), actor: actorFor(io, cmd), signal: abort.signal,
     } satisfies Omit<FailoverStoreOptions, 'store'>,
     close() {

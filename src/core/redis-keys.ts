@@ -12,6 +12,8 @@
  *   <prefix>{instances}                     the proxy instance registry, one hash
  *   <prefix>{status}:<kind>                 status documents of one kind (`agent`: one report
  *                                           per machine), one hash: name -> JSON; not audited
+ *   <prefix>failover:lease:<store>          one failover runner per store (failover/lease.ts);
+ *                                           a single key with a TTL, no hash tag needed
  *
  * The strings are a contract with data already in Redis: two releases share one Redis during a
  * rolling upgrade, so a changed byte here hides the directory from one of them.
@@ -117,17 +119,24 @@ export function statusKey(keyPrefix: string, kind: string): string {
   return `${keyPrefix}{status}:${kind}`;
 }
 
+/** The lease a `storeroute failover` of `store` holds while it runs (failover/lease.ts). */
+export function failoverLeaseKey(keyPrefix: string, store: string): string {
+  return `${keyPrefix}failover:lease:${store}`;
+}
+
 /** All of them for one prefix (`directory.redis.keyPrefix`). */
 export interface RedisKeys {
   directory: DirectoryKeys;
   authThrottle: AuthThrottleKeys;
   instances: string;
   status(kind: string): string;
+  failoverLease(store: string): string;
 }
 
 export function redisKeys(keyPrefix: string): RedisKeys {
   return {
     directory: directoryKeys(keyPrefix), authThrottle: authThrottleKeys(keyPrefix), instances: instancesKey(keyPrefix),
     status: (kind) => statusKey(keyPrefix, kind),
+    failoverLease: (store) => failoverLeaseKey(keyPrefix, store),
   };
 }

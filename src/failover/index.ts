@@ -7,7 +7,8 @@
  *   lease        one runner per store (lease.ts); released on exit, expiring if the runner dies.
  *   flush        while mail still flows, the old master's agent pushes its backlog (the agent
  *                refuses operations on a store that is not active, so this comes before the hold).
- *   hold         store → failing-over (LMTP 451 4.3.0, logins wait), then a bounded wait
+ *   hold         store → failing-over (LMTP 451 4.3.0, logins wait), then until every proxy says
+ *                nothing is in flight to the old master (inflight.ts), else a bounded wait
  *                (`failover.holdMs`) for deliveries already in DATA.
  *   drain        flush again, asked after the hold began: its "log empty" answer, or a report
  *                taken since the hold saying caught-up, ends the drain. Deadline → roll back.
@@ -26,6 +27,7 @@
 export { failoverStore, type FailoverStoreOptions } from './run.js';
 export { planEvacuate, planRestore, runPlan, scheduleOf, PlanError, type MachinePlan, type MachineProgress, type PlannedMove } from './machine.js';
 export { readAgents } from './agents.js';
+export { proxiesInflight, type InflightProbe, type InflightQuery, type InflightVerdict } from './inflight.js';
 export type { FailoverOutcome, FailoverResult, LostLag, PhaseEvent, PhaseName, ReplayFound } from './events.js';
 export { fileLeases, redisLeases, leaseKey, type Lease, type LeaseHolder, type LeaseStore } from './lease.js';
 export { expandHook, runHook, type HookResult, type HookVars } from './hooks.js';

@@ -9,6 +9,8 @@ import { randomUUID } from 'node:crypto';
 import { link, readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Redis } from 'ioredis';
+import { failoverLeaseKey } from '../core/redis-keys.js';
+import { readLuaFile, registerScript } from '../directory/index.js';
 
 export interface LeaseHolder {
   holder: string;
@@ -107,27 +109,29 @@ function fileLease(path: string, mine: LeaseHolder): Lease {
   };
 }
 
-/** The lease key (a single-key operation: no hash tag needed). */
+/** The lease key, built with every other key in core/redis-keys.ts (re-exported for the tests). */
 export function leaseKey(keyPrefix: string, store: string): string {
-  return `${keyPrefix}failover:lease:${store}`;
+  return failoverLeaseKey(keyPrefix, store);
 }
 
-/** Leases in the directory's Redis: `SET key holder NX PX ttl`. */
+/** Registered as `sr_releaseLease_v1`; bump the version whenever release-lease.lua's contract changes. */
+const RELEASE = { name: 'releaseLease', version: 1, numberOfKeys: 1 } as const;
+
+/** Leases in the directory's Redis: `SET key holder NX PX ttl`; released by ./lua/release-lease.lua. */
 export function redisLeases(redis: Redis, keyPrefix: string): LeaseStore {
+  const release = registerScript(redis, { ...RELEASE, lua: readLuaFile(new URL('./lua/release-lease.lua', import.meta.url)) });
   return {
     async acquire(store, holder, ttlMs) {
       const key = leaseKey(keyPrefix, store);
       const mine = newHolder(holder, ttlMs);
-      const ok = await redis.set(key, JSON.stringify(mine), 'PX', ttlMs, 'NX');
+      const value = JSON.stringify(mine);
+      const ok = await redis.set(key, value, 'PX', ttlMs, 'NX');
       if (ok === 'OK') {
         return {
           lease: {
             holder: mine,
             async release() {
-              // Only our own lease: GET then DEL. The gap matters only if the lease expired in
-              // between and another runner took it in that instant; the TTL is minutes.
-              const now = await redis.get(key);
-              if (now !== null && parseHolder(now)?.token === mine.token) await redis.del(key);
+              await release(key, value);
             },
           },
         };

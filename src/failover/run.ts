@@ -12,6 +12,7 @@ import type { Directory, Slot, SlotState, Store } from '../directory/index.js';
 import { readAgents, verdictOf, type AgentsView } from './agents.js';
 import type { FailoverOutcome, FailoverResult, LostLag, PhaseEvent, PhaseName, ReplayFound } from './events.js';
 import { describeHook, runHooks, type HookVars } from './hooks.js';
+import type { InflightProbe } from './inflight.js';
 import type { Lease, LeaseStore } from './lease.js';
 
 export interface FailoverStoreOptions {
@@ -29,6 +30,8 @@ export interface FailoverStoreOptions {
   /** The agents' token (agent.token), for `flush`. */
   agentToken?: string | undefined;
   leases: LeaseStore;
+  /** Asks the proxies whether anything is still in flight to the old master (inflight.ts); absent: the hold waits `holdMs`. */
+  inflight?: InflightProbe;
   /** The same replay `storeroute replay --store S --since T` runs; absent: verify is skipped. */
   replay?: (store: string, since: Date) => Promise<ReplayFound>;
   actor: string;
@@ -65,6 +68,8 @@ export async function failoverStore(o: FailoverStoreOptions): Promise<FailoverRe
   let slotBefore: SlotState | null = null;
   let lease: Lease | null = null;
   let lostLag: LostLag | undefined;
+  /** A user of the store, for asking proxies what they route (none: nothing can be in flight). */
+  let aUser: string | null = null;
 
   const emit = (phase: PhaseName, status: PhaseEvent['status'], ms: number, detail: string) => o.onEvent?.({ phase, status, ms, detail });
   const audit = async (phase: PhaseName, result: string, detail: string, ms: number) => {
@@ -130,6 +135,7 @@ export async function failoverStore(o: FailoverStoreOptions): Promise<FailoverRe
       from = p.from;
       to = p.to;
       epoch = p.store.epoch;
+      aUser = p.aUser;
       if (o.crash) {
         const r = p.agents.reports.get(p.from.name);
         lostLag = { slot: p.from.name, pendingBytes: r?.pendingBytes ?? null, oldestPendingAgeMs: r?.oldestPendingAgeMs ?? null,
@@ -158,9 +164,14 @@ export async function failoverStore(o: FailoverStoreOptions): Promise<FailoverRe
       await dir.setStoreState(name, 'failing-over', o.actor);
       const at = Date.now();
       if (o.crash) return { value: at, detail: `${name} failing-over (deliveries 451, logins wait)` };
-      await sleep(o.settings.holdMs, o.signal);
-      // The drain trusts only reports measured after this: deliveries that were in DATA are done.
-      return { value: Date.now(), detail: `${name} failing-over; waited ${o.settings.holdMs} ms for deliveries already in DATA` };
+      // The drain trusts only readings taken after this: deliveries that were in DATA are done.
+      const until = at + o.settings.holdMs;
+      if (!aUser) return { value: Date.now(), detail: `${name} failing-over; it has no users, so nothing can be in flight` };
+      const asked = o.inflight ? await o.inflight({ store: name, slot: f.name, user: aUser }, until, o.signal) : null;
+      if (asked?.quiet) return { value: Date.now(), detail: `${name} failing-over; ${asked.detail} after ${Date.now() - at} ms` };
+      await sleep(until - Date.now(), o.signal);
+      return { value: Date.now(), detail: `${name} failing-over; waited ${o.settings.holdMs} ms for deliveries already in DATA`
+        + `${asked ? ` (${asked.detail})` : ''}` };
     });
 
     if (o.crash) {
@@ -265,6 +276,7 @@ async function markAttention(o: FailoverStoreOptions, doc: { attention: string |
 
 interface Preflight {
   store: Store;
+  aUser: string | null;
   from: Slot;
   to: Slot;
   agents: AgentsView;
@@ -312,7 +324,8 @@ async function preflight(o: FailoverStoreOptions): Promise<Preflight> {
     }
     if (!o.agentToken) throw refuse('agent.token is not set: the old master\'s agent cannot be asked to flush');
   }
-  return { store, from, to, agents, notes };
+  const aUser = Object.values(snap.users).find((u) => u.store === o.store)?.name ?? null;
+  return { store, aUser, from, to, agents, notes };
 }
 
 function pendingOf(v: StoreVerdict) {

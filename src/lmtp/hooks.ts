@@ -14,6 +14,7 @@ import type { Directory } from '../directory/index.js';
 import type { JournalSink } from '../journal/index.js';
 import type { BackendPool } from './pool.js';
 import type { LmtpMetrics } from './metrics.js';
+import type { InflightBySlot } from './inflight.js';
 import { RcptAttempt, Transaction, type TransactionDeps } from './transaction.js';
 import { streamData, type SmtpDataStream } from './data.js';
 import { createBufferReclaimer } from './reclaim.js';
@@ -40,6 +41,7 @@ export interface SessionHooksDeps {
   logger: Logger;
   /** True once the server is closing: a new transaction gets 421. */
   shuttingDown(): boolean;
+  inflight: InflightBySlot;
 }
 
 type Callback = (err?: Error | null) => void;
@@ -87,6 +89,7 @@ export function createSessionHooks(deps: SessionHooksDeps): SessionHooks {
     rules: { recipientDelimiter: config.recipientDelimiter, localDomains: config.localDomains },
     onStale: (rcpt, stage) => logger.debug({ rcpt, stage }, 'lmtp_rcpt_stale_dropped'),
     onRetry: (slot, err) => logger.info({ slot, err: err.message }, 'lmtp_backend_session_retried'),
+    inflight: deps.inflight,
   };
   const refused: RefusedTransition = (client, event) =>
     logger.warn({ session: client.id, event, state: client.state }, 'lmtp_session_transition_refused');

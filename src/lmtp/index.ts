@@ -7,5 +7,6 @@ export type { DeliverEnvelope, DeliverOptions, DeliverResult } from './deliver.j
 export type { BackendTarget, BackendTimeouts } from './backend-client.js';
 export { createLmtpServer } from './server.js';
 export type { LmtpServer, LmtpServerDeps } from './server.js';
+export { InflightBySlot, inflightAnswer, type InflightAnswer } from './inflight.js';
 export { resolveRecipient } from './route.js';
 export { lmtpReply, lmtpReplyFor, LMTP_OUTCOMES, type LmtpOutcome } from './reply.js';

@@ -19,6 +19,7 @@ import { BackendPool } from './pool.js';
 import { backendTimeouts } from './deliver.js';
 import { createLmtpMetrics, type LmtpMetrics } from './metrics.js';
 import { RcptRejectLog } from './reject-log.js';
+import { InflightBySlot } from './inflight.js';
 import { createSessionHooks } from './hooks.js';
 import { lmtpReply, smtpServerText } from './reply.js';
 
@@ -41,6 +42,8 @@ export interface LmtpServer {
   listen(): Promise<{ port?: number; socket?: string }>;
   /** Stops accepting, lets transactions finish for up to `graceMs`, then tempfails the rest. */
   close(graceMs?: number): Promise<void>;
+  /** Deliveries in flight per backend slot (admin `GET /inflight`, a failover's hold). */
+  readonly inflight: InflightBySlot;
 }
 
 /** Socket errors smtp-server itself treats as a client hanging up (its QUIET_SOCKET_ERRORS). */
@@ -88,8 +91,9 @@ export function createLmtpServer(deps: LmtpServerDeps): LmtpServer {
   });
   const rejectLog = new RcptRejectLog(logger, { perWindow: RCPT_REJECT_LOG_PER_SECOND, windowMs: 1_000 });
   let shuttingDown = false;
+  const inflight = new InflightBySlot();
   const hooks = createSessionHooks({
-    config, directory, journal, pool, metrics, rejectLog, logger, shuttingDown: () => shuttingDown,
+    config, directory, journal, pool, metrics, rejectLog, logger, shuttingDown: () => shuttingDown, inflight,
     messageIdDomain: !journal ? null : journalConfig.addMessageId ? (journalConfig.messageIdDomain ?? config.hostname) : '',
   });
   const listeners: Server[] = [];
@@ -195,5 +199,5 @@ export function createLmtpServer(deps: LmtpServerDeps): LmtpServer {
     logger.info({}, 'lmtp_closed');
   }
 
-  return { listen, close };
+  return { listen, close, inflight };
 }

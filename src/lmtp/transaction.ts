@@ -7,6 +7,7 @@ import { BackendError, DeadlineError } from '../core/errors.js';
 import { isSuccess, type Reply } from '../core/replies.js';
 import type { Route } from '../directory/index.js';
 import type { BackendSession, BackendTarget } from './backend-client.js';
+import type { InflightBySlot } from './inflight.js';
 import { poolKey, type BackendPool } from './pool.js';
 import { resolveRecipient, type RecipientRules } from './route.js';
 import type { DirectoryReader } from '../directory/index.js';
@@ -101,6 +102,8 @@ export interface TransactionDeps {
   onStale?: (address: string, stage: string) => void;
   /** Told when a RCPT is retried on a fresh session because its pooled one was dead. */
   onRetry?: (slot: string, err: BackendError) => void;
+  /** Deliveries in flight per slot, for a failover's hold (inflight.ts). */
+  inflight?: InflightBySlot;
 }
 
 /**
@@ -160,6 +163,8 @@ export class Transaction {
   /** Accepted recipients by smtp-server's envelope key (it keeps one entry per lower-cased address). */
   readonly accepted = new Map<string, AcceptedRecipient>();
   #phase: TransactionPhase = 'recipients';
+  /** Slots this transaction counts as in flight (inflight.ts) until it is released. */
+  readonly #counted = new Set<string>();
 
   constructor(mailFrom: MailFrom, private readonly deps: TransactionDeps) {
     this.mailFrom = mailFrom;
@@ -181,6 +186,11 @@ export class Transaction {
       return 'error' in decision ? attempt.refuseError(decision.error, decision.reason) : attempt.refuse(decision.outcome, decision.reason);
     }
     const { master } = decision.route;
+    // Counted before anything is sent: from here on this transaction may deliver to the slot.
+    if (this.deps.inflight && !this.#counted.has(master.name)) {
+      this.#counted.add(master.name);
+      this.deps.inflight.add(master.name);
+    }
     const target: BackendTarget = { host: master.ip, port: master.lmtp, slot: master.name };
     const first = await this.#relay(target, decision.route, address, key, attempt, false);
     if (!(first instanceof BackendError)) return first;
@@ -345,6 +355,7 @@ export class Transaction {
   release(): void {
     if (this.#phase === 'released') return;
     this.#phase = 'released';
+    for (const slot of this.#counted) this.deps.inflight?.remove(slot);
     for (const leg of this.allLegs) {
       if (!leg.session) continue;
       if (hasFailed(leg) || !leg.session.alive) this.deps.pool.discard(leg.session);

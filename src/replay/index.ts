@@ -14,6 +14,6 @@ export { replayStore, type ReplayOptions, type ReplaySummary, type ReplayItem, t
 export { replayRequestSchema, parseReplayRequest, type ReplayRequest, type ReplayRequestInput } from './request.js';
 export { LEDGER_FILE } from './ledger.js';
 export {
-  listInstances, registryKey, replayOnInstance, sumSummaries, type InstanceFailureCode, type InstanceReplayResult,
+  listInstances, registryKey, replayOnInstance, sumSummaries, type InstanceFailureCode, type InstanceReplayResult, type NamedInstance,
 } from './instances.js';
 export { startHeartbeat, type Heartbeat, type HeartbeatOptions } from './heartbeat.js';

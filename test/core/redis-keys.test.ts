@@ -42,6 +42,7 @@ describe('the Redis keys module', () => {
       authThrottle: { ip: k.authThrottle.ip('192.0.2.1'), user: k.authThrottle.user('alice@example.org') },
       instances: k.instances,
       agentStatus: k.status('agent'),
+      failoverLease: k.failoverLease('store1'),
     }).toEqual({
       directory: {
         version: 'storeroute:{dir}:version',
@@ -69,6 +70,7 @@ describe('the Redis keys module', () => {
       authThrottle: { ip: 'storeroute:{auth}:fail:ip:192.0.2.1', user: 'storeroute:{auth}:fail:user:alice@example.org' },
       instances: 'storeroute:{instances}',
       agentStatus: 'storeroute:{status}:agent',
+      failoverLease: 'storeroute:failover:lease:store1',
     });
     expect(redisKeys('p:')).toMatchObject({ directory: { version: directoryKeys('p:').version }, instances: instancesKey('p:') });
     expect(authThrottleKeys('p:').ip('::1')).toBe('p:{auth}:fail:ip:::1');

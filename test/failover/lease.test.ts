@@ -58,6 +58,22 @@ it('a file lease whose runner died on this host is taken over at once', async ()
   expect('lease' in await leases.acquire('C', 'me', 60_000)).toBe(true);
 });
 
+it('Redis: an old holder releasing while a new runner takes the expired lease never drops the new lease (200 races)', async () => {
+  const prefix = uniquePrefix('lease-race');
+  const leases = redisLeases(redis, prefix);
+  for (let i = 0; i < 200; i++) {
+    const old = await leases.acquire(`S${i}`, 'old', 60_000);
+    if (!('lease' in old)) throw new Error('no lease');
+    await redis.pexpire(leaseKey(prefix, `S${i}`), 1); // it expires now, as a dead runner's would
+    while (await redis.exists(leaseKey(prefix, `S${i}`))) await new Promise((r) => setTimeout(r, 1));
+    const [got] = await Promise.all([leases.acquire(`S${i}`, 'new', 60_000), old.lease.release()]);
+    expect('lease' in got).toBe(true);
+    expect(JSON.parse((await redis.get(leaseKey(prefix, `S${i}`)))!)).toMatchObject({ holder: 'new' });
+  }
+  // Registered the one way every script is: sr_<name>_v<N>.
+  expect(typeof (redis as unknown as Record<string, unknown>).sr_releaseLease_v1).toBe('function');
+});
+
 it('the Redis lease key carries the prefix', () => {
   expect(leaseKey('sr:', 'A')).toBe('sr:failover:lease:A');
 });

@@ -51,6 +51,8 @@ export async function makeRig(opts: RigOptions = {}): Promise<Rig> {
   const slotNames = Object.keys(layout.slots);
   for (const [i, name] of slotNames.entries()) await directory.createSlot({ name, machine: layout.slots[name]!, ip: `127.0.0.${11 + i}` }, 'test');
   for (const store of layout.stores) await directory.createStore(store, 'test');
+  // A user per store: the hold asks proxies about a user's route (a store without users skips it).
+  for (const store of layout.stores) await directory.createUser({ name: `user-${store.name.toLowerCase()}`, store: store.name }, 'test');
   const slots = new Map(slotNames.map((n) => [n, makeSlot()]));
   const base = {
     intervalMs: 200, listen: { port: 0 }, token: TOKEN, repairs: { startRollingClient: false, orphanFiles: false },

@@ -76,6 +76,24 @@ describe('controlled failover', () => {
     expect(existsSync(join(rig.root, '.failover-A.lease'))).toBe(false);
   });
 
+  it('the hold ends as soon as the proxies say nothing is in flight, and waits its whole bound when they cannot say', async () => {
+    rig = await makeRig({ failover: { holdMs: 1_500 } });
+    const asked: unknown[] = [];
+    const quick = await rig.run({ inflight: async (q) => { asked.push(q); return { quiet: true, detail: '2 proxy instance(s): nothing in flight to s1' }; } });
+    expect(quick.result.outcome).toBe('done');
+    expect(asked).toEqual([{ store: 'A', slot: 's1', user: 'user-a' }]);
+    const hold = quick.events.find((e) => e.phase === 'hold' && e.status === 'ok')!;
+    expect(hold.detail).toMatch(/^A failing-over; 2 proxy instance\(s\): nothing in flight to s1 after \d+ ms$/);
+    expect(hold.ms).toBeLessThan(1_000);
+
+    await new Promise((r) => setTimeout(r, 500)); // s2's agent reports the store caught-up as its master
+    const slow = await rig.run({ inflight: async () => ({ quiet: false, detail: 'could not ask proxy-2: ECONNREFUSED' }) });
+    expect(slow.result.outcome, slow.result.detail).toBe('done');
+    const waited = slow.events.find((e) => e.phase === 'hold' && e.status === 'ok')!;
+    expect(waited.detail).toBe('A failing-over; waited 1500 ms for deliveries already in DATA (could not ask proxy-2: ECONNREFUSED)');
+    expect(waited.ms).toBeGreaterThanOrEqual(1_450);
+  });
+
   it('a flush that cannot empty the log stops the failover before the hold, saying what is pending', async () => {
     rig = await makeRig({ replayFile: ['/bin/false'], failover: { drainTimeoutMs: 1_000 } });
     pend(rig, 's1');

@@ -10,9 +10,12 @@ const argv = z.array(z.string().min(1)).min(1);
 
 export const failoverSection = z.strictObject({
   /**
-   * After the store is marked failing-over, how long to wait for deliveries whose RCPT was
-   * accepted just before (still in DATA) to finish. Anything that still lands on the old master
-   * later is in the journal and found by the verify replay.
+   * After the store is marked failing-over, how long at most to wait for deliveries whose RCPT
+   * was accepted just before (still in DATA) to finish. With the Redis directory and admin.token
+   * the proxies are asked (GET /inflight) and the hold ends as soon as all say nothing is in
+   * flight; a proxy that cannot be asked, or the embedded directory, means the whole wait.
+   * Anything that still lands on the old master later is in the journal and found by the verify
+   * replay.
    */
   holdMs: ms(0).default(2_000),
   /**
