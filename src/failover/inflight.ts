@@ -45,9 +45,11 @@ async function ask(instance: NamedInstance, q: InflightQuery, token: string, tim
 }
 
 export function proxiesInflight(o: { redis: Redis; keyPrefix: string; adminToken: string; staleAfterMs: number; pollMs: number }): InflightProbe {
-  let key: Promise<Buffer> | null = null;
+  // Derived now, while preflight and the flush run: scrypt takes ~0.1 s, which would otherwise
+  // be spent inside the hold, with the store's mail deferred.
+  const key = registryKey(o.adminToken);
+  key.catch(() => undefined); // a failure surfaces at the first probe
   return async (q, until, signal) => {
-    key ??= registryKey(o.adminToken);
     const list = await listInstances(o.redis, o.keyPrefix, { staleAfterMs: o.staleAfterMs, key: await key });
     if (list.live.length === 0) return { quiet: false, detail: 'no proxy instance in the registry to ask' };
     const waiting = new Map(list.live.map((i) => [i.name, i]));
