@@ -9,7 +9,8 @@
  * version is pinned exactly in package.json). Every command runs under replay.imap.timeoutMs; a
  * connection that times out or errors is closed and never reused.
  */
-import { ImapFlow } from 'imapflow';
+import { loadImapFlow } from '../core/imapflow.js';
+import type { ImapFlow } from 'imapflow';
 import type { Logger } from 'pino';
 import type { Config } from '../config/index.js';
 import { DeadlineError } from '../core/errors.js';
@@ -88,6 +89,7 @@ export class CyrusConnection {
       throw new CheckError('CHECK_NOT_CONFIGURED', 'replay.imap.password is not configured: the check logs in to Cyrus as that admin');
     }
     const t = imap.timeoutMs;
+    const { ImapFlow } = await loadImapFlow();
     const client = new ImapFlow({
       host: slot.host, port: slot.port, secure: false, logger: false, disableAutoIdle: true,
       auth: { user: imap.user, pass: imap.password, ...(as ? { authzid: as } : {}), loginMethod: 'AUTH=PLAIN' },

@@ -4,7 +4,8 @@
  * as the user (SASL PLAIN authzid), then SEARCH HEADER Message-ID in every selectable mailbox,
  * INBOX first. One connection per user, reused across that user's records, closed at the end.
  */
-import { ImapFlow, type ListResponse } from 'imapflow';
+import { loadImapFlow } from '../core/imapflow.js';
+import type { ImapFlow, ListResponse } from 'imapflow';
 import type { Logger } from 'pino';
 import type { Config } from '../config/index.js';
 import { withDeadline } from '../core/deadline.js';
@@ -65,6 +66,7 @@ export class PresenceChecker {
       throw new Error('replay.imap.password is not configured: cannot check the new master (use --no-check to skip the check)');
     }
     const t = this.#imap.timeoutMs;
+    const { ImapFlow } = await loadImapFlow();
     const client = new ImapFlow({
       host: this.#target.host,
       port: this.#imap.port ?? this.#target.port,
