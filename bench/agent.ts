@@ -2,7 +2,8 @@
  * bench/agent — what the slot agent costs on a machine of 64 slots, and how soon `status` sees a
  * drained sync log (issue #13). Two figures, each beside its reference:
  *
- *   1. cost   the real `storeroute agent` (dist/, a child process; embedded directory holding the
+ *   1. cost   the real agent (dist/, a child process, run as the README's systemd unit runs it:
+ *             `node AGENT_NODE_OPTIONS dist/cli/agent-main.js`; embedded directory holding the
  *             64 slots on its machine, repairs off) measuring 64 made-up slots whose sync logs grow
  *             between rounds (a writer appends `--grow` bytes of records to every slot's `log`
  *             after each round). Per round: the agent's CPU (/proc/<pid>/stat, all its threads)
@@ -30,10 +31,18 @@ import { stringify } from 'yaml';
 import { parseConfig } from '../src/config/index.js';
 import { createDirectory, type Directory, type DirectorySnapshot } from '../src/directory/index.js';
 import { readReplication, replicationOf } from '../src/cli/replication.js';
+import { AGENT_NODE_OPTIONS } from '../src/cli/agent.js';
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 /** The built CLI; STOREROUTE_BENCH_CLI measures another build (an older one, for a before/after). */
 const CLI = process.env.STOREROUTE_BENCH_CLI ?? join(REPO, 'dist', 'cli', 'index.js');
+/**
+ * The agent as the README's systemd unit runs it: the lean entry beside the CLI, under the node
+ * options it ships with (AGENT_NODE_OPTIONS). A build from before the entry existed runs as
+ * `index.js agent`, with no options.
+ */
+const AGENT_MAIN = join(dirname(CLI), 'agent-main.js');
+const AGENT_ARGV = existsSync(AGENT_MAIN) ? [...AGENT_NODE_OPTIONS, AGENT_MAIN] : [CLI, 'agent'];
 const CLK_TCK = Number(execSync('getconf CLK_TCK').toString().trim()) || 100;
 
 function arg(name: string, fallback: number): number {
@@ -152,18 +161,19 @@ function makeSite(): Site {
   return { base, syncDirs, config, directoryConfig: parseConfig({ directory: { ...directory, cache: { enabled: false } } }).directory };
 }
 
+/** STOREROUTE_BENCH_NODE_ARGS: more node options for the agent (a profile, --trace-gc …), before the shipped ones. */
+const nodeArgs = (process.env.STOREROUTE_BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
+
 async function main(): Promise<void> {
   if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run \`npm run build\` first`);
   console.log(`bench/agent: ${cpus()[0]?.model ?? '?'}, ${cpus().length} cores, node ${process.version}, `
     + `load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
-  console.log(`agent: ${CLI}`);
+  console.log(`agent: node ${[...nodeArgs, ...AGENT_ARGV].join(' ')}`);
   console.log(`${SLOTS} slots, interval ${INTERVAL} ms, ${ROUNDS} rounds growing every log by ${GROW} B per round, ${TRIALS} latency trials\n`);
   const site = makeSite();
   const logFile = join(site.base, 'agent.log');
   const out = openSync(logFile, 'a');
-  // STOREROUTE_BENCH_NODE_ARGS: node options for the agent (a profile, --max-semi-space-size …).
-  const nodeArgs = (process.env.STOREROUTE_BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
-  const agent = spawn(process.execPath, [...nodeArgs, CLI, 'agent', '--config', site.config], { cwd: site.base, stdio: ['ignore', out, out] });
+  const agent = spawn(process.execPath, [...nodeArgs, ...AGENT_ARGV, '--config', site.config], { cwd: site.base, stdio: ['ignore', out, out] });
   const pid = agent.pid as number;
   let directory: Directory | null = null;
   try {
@@ -264,7 +274,9 @@ async function main(): Promise<void> {
     agent.kill('SIGTERM');
     await new Promise((r) => (agent.exitCode !== null ? r(null) : agent.once('exit', r)));
     await directory?.close();
-    rmSync(site.base, { recursive: true, force: true });
+    // STOREROUTE_BENCH_KEEP=1 keeps the site, with the agent's log (--trace-gc output lands there).
+    if (process.env.STOREROUTE_BENCH_KEEP) console.log(`\nkept ${site.base} (agent log: ${logFile})`);
+    else rmSync(site.base, { recursive: true, force: true });
   }
 }
 

@@ -5,12 +5,12 @@
  */
 import { existsSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { pino, type Logger } from 'pino';
+import type { Logger } from 'pino';
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import type { Config } from './config/index.js';
 import { adminConfigWarnings } from './config/sections/admin.js';
 import type { Observability } from './core/deps.js';
-import { LineBatcher } from './core/log-batch.js';
+import { createLogger } from './core/logger.js';
 import { ConfigError, type FileProblem } from './core/errors.js';
 import { closeRedisClient, createDirectory, createRedisClient, type Directory } from './directory/index.js';
 import { openJournal, type Journal } from './journal/index.js';
@@ -31,38 +31,8 @@ export interface Running {
   stop(): Promise<void>;
 }
 
-/** Log paths that must never be written, whatever a component puts in a log line. */
-const REDACT = ['password', 'pass', 'token', 'authPass', '*.password', '*.pass', '*.token', 'headers["auth-pass"]', 'req.headers["auth-pass"]', 'req.headers.authorization'];
-
-/**
- * JSON lines on stdout, written asynchronously and in batches. A write per delivered recipient
- * went through libuv's thread pool (a futex hand-off and an eventfd wake-up each): with
- * bench/lmtp.ts at 4 KB × 10 sessions that was about a quarter of the proxy's CPU per message
- * (0.40 → 0.31 ms/msg with lines gathered to 4 KB before each write). The lines are gathered by
- * LineBatcher (core/log-batch.ts says why not by sonic-boom's own minLength). A line therefore
- * waits for 4 KB of company or for the next flush tick, at most LOG_FLUSH_MS: fine for `tail -f`
- * at 3 a.m. What is buffered is written when the process exits, including through
- * process.exit() in handleSignals; a kill -9 loses at most the last tick's lines.
- */
-export const LOG_BATCH_BYTES = 4096;
-export const LOG_FLUSH_MS = 500;
-
-export function createLogger(config: Config['log'], dest: number | string = 1): Logger {
-  const stream = new LineBatcher(pino.destination({ dest, sync: false }), LOG_BATCH_BYTES);
-  // unref: the tick never keeps a stopping process alive; exit flushes the rest. flush() throws
-  // once the stream is destroyed (stdout gone): losing log lines must never stop mail.
-  setInterval(() => {
-    try {
-      stream.flush();
-    } catch {
-      /* nothing left to write to */
-    }
-  }, LOG_FLUSH_MS).unref();
-  return pino(
-    { level: config.level, base: { pid: process.pid }, redact: { paths: REDACT, censor: '[redacted]' } },
-    stream,
-  );
-}
+/** The production logger (core/logger.ts), re-exported for `serve`. */
+export { createLogger, LOG_BATCH_BYTES, LOG_FLUSH_MS } from './core/logger.js';
 
 export function createMetrics(): Registry {
   const registry = new Registry();

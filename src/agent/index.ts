@@ -228,6 +228,7 @@ export async function startAgent(opts: StartAgentOptions): Promise<Agent> {
       let grace: NodeJS.Timeout | undefined;
       await Promise.race([Promise.allSettled([...inFlight]), new Promise((r) => { grace = setTimeout(r, 10_000); })]);
       clearTimeout(grace);
+      for (const scan of userScans.values()) scan.close();
     },
   };
 }

@@ -63,14 +63,17 @@ export function parseRecordLine(line: string): string[] | null {
 /** `example.com!user.jo^e.Sent` → `jo.e@example.com`; null for a mailbox outside `user.`. */
 export function userOfMailbox(mailbox: string): string | null {
   const bang = mailbox.indexOf('!');
-  const domain = bang >= 0 ? mailbox.slice(0, bang) : '';
-  let name = bang >= 0 ? mailbox.slice(bang + 1) : mailbox;
   // delete_mode: delayed keeps deleted folders as DELETED.user.<name>.<folder>.<hex time>.
-  if (name.startsWith('DELETED.')) name = name.slice('DELETED.'.length);
-  if (!name.startsWith('user.')) return null;
-  const local = name.slice('user.'.length).split('.')[0]?.replace(/\^/g, '.') ?? '';
+  let start = bang + 1;
+  if (mailbox.startsWith('DELETED.', start)) start += 'DELETED.'.length;
+  if (!mailbox.startsWith('user.', start)) return null;
+  // indexOf and one slice, not split('.'): this runs for every record of every pending log.
+  start += 'user.'.length;
+  const dot = mailbox.indexOf('.', start);
+  let local = mailbox.slice(start, dot < 0 ? mailbox.length : dot);
   if (local === '') return null;
-  return domain ? `${local}@${domain}` : local;
+  if (local.includes('^')) local = local.replace(/\^/g, '.');
+  return bang > 0 ? `${local}@${mailbox.slice(0, bang)}` : local;
 }
 
 /** Where `countRecords` puts the users it finds (a Set, or anything that takes names). */
@@ -81,35 +84,52 @@ export interface UserSink {
 /**
  * Reads records from `text`, adding every user they name to `into`. When `truncated` (the caller
  * read only the first bytes of a file), the last, possibly partial, line is ignored.
+ *
+ * Walks the text with indexOf rather than split, and reads a line without quotes (nearly all of
+ * them) by splitting at spaces: the agent runs this over every record appended to every slot's
+ * log, and the general parser's per-character loop and per-line arrays made it most of a
+ * measuring round's CPU (issue #13).
  */
 export function countRecords(text: string, truncated: boolean, into: UserSink): { records: number; unattributed: number } {
-  const lines = text.split('\n');
-  if (truncated || lines[lines.length - 1] === '') lines.pop();
   let records = 0;
   let unattributed = 0;
-  for (const raw of lines) {
-    const line = raw.endsWith('\r') ? raw.slice(0, -1) : raw;
+  let start = 0;
+  while (start < text.length) {
+    let end = text.indexOf('\n', start);
+    if (end < 0) {
+      if (truncated) break; // a partial last line
+      end = text.length;
+    }
+    let line = text.slice(start, end);
+    start = end + 1;
+    if (line.endsWith('\r')) line = line.slice(0, -1);
     if (line.trim() === '') continue;
     records++;
-    const words = parseRecordLine(line);
-    const type = words?.[0]?.toUpperCase() ?? '';
-    const args = words?.slice(1) ?? [];
-    let named = 0;
-    if (USER_RECORDS.has(type) && args[0]) {
-      into.add(args[0]);
-      named++;
-    } else if (MAILBOX_RECORDS.has(type)) {
-      for (const mailbox of args) {
-        const user = userOfMailbox(mailbox);
-        if (user) {
-          into.add(user);
-          named++;
-        }
-      }
-    }
-    if (named === 0) unattributed++;
+    const words = line.includes('"') ? parseRecordLine(line) : line.split(' ').filter((w) => w !== '');
+    if (recordUsers(words, into) === 0) unattributed++;
   }
   return { records, unattributed };
+}
+
+/** Adds the users one record's words name to `into`; returns how many it named. */
+function recordUsers(words: string[] | null, into: UserSink): number {
+  if (!words || words.length < 2) return 0;
+  const type = (words[0] as string).toUpperCase();
+  if (USER_RECORDS.has(type)) {
+    if (!words[1]) return 0;
+    into.add(words[1]);
+    return 1;
+  }
+  if (!MAILBOX_RECORDS.has(type)) return 0;
+  let named = 0;
+  for (let i = 1; i < words.length; i++) {
+    const user = userOfMailbox(words[i] as string);
+    if (user) {
+      into.add(user);
+      named++;
+    }
+  }
+  return named;
 }
 
 /** countRecords with the users collected and sorted. */

@@ -175,6 +175,7 @@ export async function readSyncDir(opts: ReadSyncDirOptions): Promise<SyncDirRead
   const pendingBytes = pending.reduce((sum, f) => sum + f.bytes, 0);
   const oldest = pending.length > 0 ? Math.min(...pending.map((f) => f.firstRecordAt)) : null;
 
+  // A reading without the agent's scan state parses from scratch and closes what it opened.
   const scan = opts.userScan ?? new UserScan();
   let budget = opts.userScanBytes;
   let usersTruncated = false;
@@ -191,6 +192,7 @@ export async function readSyncDir(opts: ReadSyncDirOptions): Promise<SyncDirRead
     }
   }
   const { users, unattributed: unattributedRecords } = scan.endReading();
+  if (!opts.userScan) scan.close();
   usersTruncated ||= users.length > REPORTED_USERS_MAX;
 
   return {

@@ -8,6 +8,9 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { cli, embeddedSite, fixture, root } from './harness.js';
+import { Readable } from 'node:stream';
+import { AGENT_NODE_OPTIONS } from '../../src/cli/agent.js';
+import { runAgentMain } from '../../src/cli/agent-main.js';
 import { makeSlot, type TmpSlot } from '../agent/helpers.js';
 import { startRedis, uniquePrefix, type RedisServer } from '../helpers/redis.js';
 import { waitFor } from '../helpers/ports.js';
@@ -107,7 +110,25 @@ describe('storeroute agent: start-up refusals (exit 2, naming what is wrong)', (
   });
 });
 
-describe('storeroute agent as a child process', () => {
+describe('agent-main.ts, the entry operators run', () => {
+  it('-h prints its usage; an unknown option or a missing config file exits 2 before anything starts', async () => {
+    const run = async (args: string[]) => {
+      let stdout = '';
+      let stderr = '';
+      const code = await runAgentMain(args, { stdout: (t) => { stdout += t; }, stderr: (t) => { stderr += t; }, stdin: Readable.from([]), env: {} });
+      return { code, stdout, stderr };
+    };
+    expect(await run(['-h'])).toMatchObject({ code: 0, stdout: expect.stringMatching(/^usage: node --max-semi-space-size=1 --single-threaded dist\/cli\/agent-main\.js/) });
+    expect(await run(['--bogus'])).toMatchObject({ code: 2, stderr: expect.stringContaining("Unknown option '--bogus'") });
+    expect(await run(['--config', '/nonexistent/agent.yaml'])).toMatchObject({ code: 2, stderr: expect.stringContaining('/nonexistent/agent.yaml') });
+    // The same refusals as `storeroute agent` (one code path: runAgent).
+    const site = await embeddedLayout();
+    expect(await run(['--config', writeConfig(site.dir, site.directory, {})])).toMatchObject({ code: 2,
+      stderr: expect.stringContaining('agent.machine is not set') });
+  });
+});
+
+describe('the agent as a child process', () => {
   it('publishes its report as status, records its repair in the history, and stops on SIGTERM', async () => {
     const site = await embeddedLayout();
     const s = slot();
@@ -119,7 +140,8 @@ describe('storeroute agent as a child process', () => {
       repairs: { startRollingClient: false },
       commands: { replayFile: ['/bin/sh', '-c', 'cat "$1" >> "$2"', 'sh', '{file}', replica] },
     });
-    const child = spawn(join(root, 'node_modules/.bin/tsx'), [join(root, 'src/cli/index.ts'), '--config', config, 'agent'],
+    // As the README's systemd unit runs it: the lean entry under the shipped node options.
+    const child = spawn(process.execPath, [...AGENT_NODE_OPTIONS, '--import', 'tsx', join(root, 'src/cli/agent-main.ts'), '--config', config],
       { cwd: root, env: { PATH: process.env.PATH, HOME: process.env.HOME }, stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';
     child.stdout.on('data', (d: Buffer) => { output += d.toString(); });
