@@ -1,6 +1,7 @@
 /**
- * `storeroute agent` as an operator runs it, one per IMAP machine: the built CLI as a child
- * process (`storeroute agent --config <file>`) with its own config file naming the machine, its
+ * The slot agent as an operator runs it, one per IMAP machine: the README's systemd line (the
+ * built `agent-main.js` under AGENT_NODE_OPTIONS; `index.js agent` for a build without it) as a child
+ * process (`--config <file>`) with its own config file naming the machine, its
  * slots' imapd.conf and the stack's directory. The agent runs as root here, like the harness;
  * every Cyrus command it runs goes through `runuser -u cyrus` so Cyrus's files stay the cyrus
  * user's.
@@ -8,14 +9,18 @@
  * Rolling clients the agent starts daemonize and live on under PID 1, outside every process group
  * the harness knows: `killSyncClientsUnder` finds them by their -C path, for teardown.
  */
-import { writeFileSync, mkdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, writeFileSync, mkdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { stringify } from 'yaml';
 import { spawnDaemon, tail, type Daemon } from './proc.js';
 import { CLI } from './storeroute.js';
+import { AGENT_NODE_OPTIONS } from '../../../src/cli/agent.js';
 import type { CyrusSlot } from './cyrus.js';
 import { freePort, waitFor } from '../../helpers/ports.js';
 import { scanSyncClients, type SyncClientProcess } from '../../../src/agent/procs.js';
+
+const AGENT_MAIN = join(dirname(CLI), 'agent-main.js');
+const AGENT_ARGV = existsSync(AGENT_MAIN) ? [...AGENT_NODE_OPTIONS, AGENT_MAIN] : [CLI, 'agent'];
 
 const BIN = '/usr/lib/cyrus/bin';
 const AS_CYRUS = ['runuser', '-u', 'cyrus', '--'];
@@ -83,7 +88,7 @@ export class AgentProcess {
   async start(): Promise<void> {
     if (this.running) return;
     await this.writeConfig();
-    const d = spawnDaemon(`agent-${this.machine}`, process.execPath, [CLI, 'agent', '--config', this.configFile],
+    const d = spawnDaemon(`agent-${this.machine}`, process.execPath, [...AGENT_ARGV, '--config', this.configFile],
       { logFile: this.logFile, cwd: this.#opts.dir });
     this.#daemon = d;
     await waitFor(async () => {
