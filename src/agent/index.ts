@@ -25,7 +25,12 @@ export type { OpResult, OpName } from './ops.js';
 export { OP_NAMES } from './ops.js';
 export { requestAgentOp, type AgentClientOptions } from './client.js';
 export { AgentError, type AgentErrorCode } from './errors.js';
-export { classifySlot, classifyStore, splitBrainOf, bySeverity, STATE_SEVERITY } from './state.js';
+export { classifySlot, classifyStore, splitBrainOf, bySeverity, STATE_SEVERITY, thresholdsOf } from './state.js';
+import { thresholdsOf } from './state.js';
+export {
+  readReplication, replicationOf, slotSync, storeReplication,
+  type AgentSeen, type ReplicationView, type ReportedSlot, type SlotSync, type StoreReplication,
+} from './view.js';
 export type { ReplicationState, Thresholds, SlotVerdict, StoreVerdict, SplitBrainWarning, StoreLayout } from './state.js';
 
 export interface StartAgentOptions {
@@ -56,10 +61,6 @@ export interface Agent {
   close(): Promise<void>;
 }
 
-/** Thresholds for state.ts from the agent config (what `status` should use too). */
-export function thresholdsOf(config: AgentConfig) {
-  return { ...config.thresholds, staleAfterMs: config.staleAfterIntervals * config.intervalMs };
-}
 
 export async function startAgent(opts: StartAgentOptions): Promise<Agent> {
   const { config, obs } = opts;

@@ -9,6 +9,7 @@
  * is clean because a replica's sync_server does not log what it applies (seen on 3.6.1 with
  * `sync_log: 1` on both slots: the replica's log stays empty while it receives).
  */
+import type { AgentConfig } from '../config/sections/agent.js';
 import type { SlotReport } from './report.js';
 
 export type ReplicationState = 'caught-up' | 'lagging' | 'behind' | 'stalled' | 'unknown';
@@ -115,4 +116,9 @@ export function classifyStore(layout: StoreLayout, reports: ReadonlyMap<string, 
 export function bySeverity(a: StoreVerdict, b: StoreVerdict): number {
   return STATE_SEVERITY[b.state] - STATE_SEVERITY[a.state] || Number(b.splitBrain.length > 0) - Number(a.splitBrain.length > 0)
     || a.store.localeCompare(b.store);
+}
+
+/** Thresholds for this file's judgements from the agent config (what `status` uses too). */
+export function thresholdsOf(config: AgentConfig): Thresholds {
+  return { ...config.thresholds, staleAfterMs: config.staleAfterIntervals * config.intervalMs };
 }

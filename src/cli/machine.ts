@@ -64,7 +64,7 @@ async function runMachine(io: CliIo, cmd: Command, directory: Directory, config:
   let plan: MachinePlan;
   try {
     plan = kind === 'evacuate' ? planEvacuate(snap, machine)
-      : planRestore(snap, machine, await readAgents(directory, config.agent), config.agent);
+      : planRestore(snap, machine, await readAgents(directory, config.agent));
   } catch (err) {
     if (err instanceof PlanError) throw new UsageError(err.message);
     throw err;

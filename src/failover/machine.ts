@@ -12,7 +12,6 @@
  * and the queue is still interleaved by receiving machine so N running stores land on N machines
  * where the layout allows.
  */
-import type { Config } from '../config/index.js';
 import type { DirectorySnapshot, Slot, Store } from '../directory/index.js';
 import { verdictOf, type AgentsView } from './agents.js';
 import type { FailoverResult } from './events.js';
@@ -101,7 +100,7 @@ export function planEvacuate(snap: DirectorySnapshot, machine: string): MachineP
  * (see below): failing back onto a replica that is behind would hide mail until the drain ends,
  * or abort at its deadline with the store held meanwhile. Stores not moved are listed with why.
  */
-export function planRestore(snap: DirectorySnapshot, machine: string, agents: AgentsView, agentConfig: Config['agent']): MachinePlan {
+export function planRestore(snap: DirectorySnapshot, machine: string, agents: AgentsView): MachinePlan {
   mustKnowMachine(snap, machine);
   const moves: PlannedMove[] = [];
   const skipped: MachinePlan['skipped'] = [];
@@ -109,7 +108,7 @@ export function planRestore(snap: DirectorySnapshot, machine: string, agents: Ag
     .filter((s) => snap.slots[s.preferredMaster]?.machine === machine && s.currentMaster !== s.preferredMaster)
     .sort((a, b) => a.name.localeCompare(b.name, 'en', { numeric: true }));
   for (const store of stores) {
-    const why = restoreRefusal(snap, store, agents, agentConfig);
+    const why = restoreRefusal(snap, store, agents);
     if (why) {
       skipped.push({ store: store.name, why });
       continue;
@@ -120,13 +119,13 @@ export function planRestore(snap: DirectorySnapshot, machine: string, agents: Ag
   return { kind: 'restore', machine, moves, skipped, mastersBefore: masterCounts(snap), mastersAfter: masterCounts(snap, moves) };
 }
 
-function restoreRefusal(snap: DirectorySnapshot, store: Store, agents: AgentsView, agentConfig: Config['agent']): string | null {
+function restoreRefusal(snap: DirectorySnapshot, store: Store, agents: AgentsView): string | null {
   const preferred = snap.slots[store.preferredMaster];
   if (!preferred) return `preferred master ${store.preferredMaster} is not a known slot`;
   if (preferred.state !== 'up') return `preferred master ${preferred.name} is ${preferred.state}`;
   if (!snap.slots[store.currentMaster]) return `current master ${store.currentMaster} is not a known slot`;
   if (store.state !== 'active') return `store is ${store.state}`;
-  const v = verdictOf(agents, agentConfig, store);
+  const v = verdictOf(agents, store);
   if (v.state === 'caught-up') return null;
   // Under live mail a store is never caught-up at an instant: a little pending with the rolling
   // client running is replication keeping up, and the failover's drain empties it during the hold.

@@ -312,7 +312,9 @@ async function preflight(o: FailoverStoreOptions): Promise<Preflight> {
   const agents = await readAgents(o.directory, o.agent);
   const target = agents.machines.get(to.machine);
   if (!target || target.stale) {
-    const why = !target ? `no agent reports for machine ${to.machine}` : `the agent on ${to.machine} last reported ${Math.round(target.ageMs / 1000)} s ago`;
+    const why = !target ? `no agent reports for machine ${to.machine}`
+      : target.ageMs === null ? `the agent on ${to.machine} publishes a report that cannot be used (${target.problem ?? 'malformed'})`
+        : `the agent on ${to.machine} last reported ${Math.round(target.ageMs / 1000)} s ago`;
     if (!o.force) throw refuse(`${why}: the new master's replication could not be watched (--force to go on)`);
     notes.push(why);
   }
@@ -354,7 +356,7 @@ async function preFlush(o: FailoverStoreOptions, from: Slot): Promise<{ value: n
   // is never empty before the hold); the drain after the hold has next to nothing left.
   const store = await o.directory.getStore(o.store);
   const view = await readAgents(o.directory, o.agent);
-  const now = store ? verdictOf(view, o.agent, store) : null;
+  const now = store ? verdictOf(view, store) : null;
   if (now && view.reports.get(from.name)?.rollingClient.running === true && (now.state === 'caught-up' || now.state === 'lagging')) {
     return { value: null, detail: `not needed: ${from.name} ${now.state} with its rolling sync_client running (${now.master.pendingBytes ?? 0} bytes pending)` };
   }
@@ -382,7 +384,7 @@ async function freshVerdict(o: FailoverStoreOptions, from: Slot, since: number):
     if (!store) return null;
     const view = await readAgents(o.directory, o.agent);
     const report = view.reports.get(from.name);
-    if ((report && report.measuredAt >= since) || Date.now() >= until) return verdictOf(view, o.agent, store);
+    if ((report && report.measuredAt >= since) || Date.now() >= until) return verdictOf(view, store);
     await sleep(o.settings.pollMs, o.signal);
   }
 }
@@ -416,7 +418,7 @@ async function drain(o: FailoverStoreOptions, store: Store, from: Slot, holdStar
     if (flushError) throw flushError;
     if (flushedEmpty) return { value: null, detail: `${from.name} caught-up: the agent emptied its sync log (${flushNote})` };
     const view = await readAgents(o.directory, o.agent);
-    const v = verdictOf(view, o.agent, store);
+    const v = verdictOf(view, store);
     const report = view.reports.get(from.name);
     if (v.state === 'caught-up' && report && report.measuredAt >= holdStarted) {
       return { value: null, detail: `${from.name} caught-up (${flushNote})` };

@@ -67,7 +67,7 @@ describe('the plan', () => {
     writeFileSync(join(rig.slots.get('b3')!.syncDir, 'log'), 'APPEND user.bob\n');
     await rig.directory.setSlotState('c1', 'down', 'test');
     await new Promise((r) => setTimeout(r, 500)); // a report of b3's pending log
-    const plan = planRestore(await rig.directory.snapshot(), 'm1', await readAgents(rig.directory, rig.config.agent), rig.config.agent);
+    const plan = planRestore(await rig.directory.snapshot(), 'm1', await readAgents(rig.directory, rig.config.agent));
     expect(plan.moves.map((m) => `${m.store}:${m.from}→${m.to}`)).toEqual(['A:a2→a1']);
 
     // Under live mail: a little pending on the current master with its rolling client running is
@@ -75,7 +75,7 @@ describe('the plan', () => {
     writeFileSync(join(rig.slots.get('a2')!.syncDir, 'log'), 'APPEND user.user-a\n');
     rolling = await fakeSyncClient(['-C', rig.slots.get('a2')!.conf, '-r']);
     await new Promise((r) => setTimeout(r, 500));
-    const busy = planRestore(await rig.directory.snapshot(), 'm1', await readAgents(rig.directory, rig.config.agent), rig.config.agent);
+    const busy = planRestore(await rig.directory.snapshot(), 'm1', await readAgents(rig.directory, rig.config.agent));
     expect(busy.moves.map((m) => m.store)).toEqual(['A']);
     expect(plan.skipped).toEqual([
       { store: 'B', why: expect.stringMatching(/^replication stalled on b3: .*no rolling sync_client/) },
