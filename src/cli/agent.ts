@@ -22,7 +22,7 @@ import type { Config } from '../config/index.js';
 import type { Observability } from '../core/deps.js';
 import { createLogger } from '../core/logger.js';
 import { createDirectory, type AuditEvent, type Directory, type Topology } from '../directory/index.js';
-import { DirectoryMissingError, loadCliConfig, type GlobalOptions } from './context.js';
+import { actorOf, DirectoryMissingError, loadCliConfig, withDirectory, type GlobalOptions } from './context.js';
 import { UsageError, type CliIo } from './io.js';
 
 /**
@@ -168,8 +168,19 @@ export async function runAgent(globals: GlobalOptions, io: CliIo): Promise<void>
 }
 
 export function registerAgent(program: Command, io: CliIo): void {
-  program
+  const agent = program
     .command('agent')
     .description('run the slot agent on this IMAP machine: measure sync logs, repair replication, run slot operations')
     .action((_opts: unknown, cmd: Command) => runAgent(cmd.optsWithGlobals<GlobalOptions>(), io));
+  agent.command('forget')
+    .description('remove a decommissioned machine\'s last agent report (status lists it as stale otherwise)')
+    .argument('<machine>', 'machine name, as its agent reported it')
+    .option('--force', 'even though the directory still has slots on the machine, or its report is fresh')
+    .action(async (machine: string, flags: { force?: boolean }, cmd: Command) => {
+      // Loaded on use: this file is also the lean agent entry's, which never forgets anything.
+      const { forgetAgent } = await import('./agent-forget.js');
+      const globals = cmd.optsWithGlobals<GlobalOptions>();
+      await withDirectory(globals, (directory, config) => forgetAgent(io, directory, config, machine,
+        { force: flags.force === true, actor: actorOf(globals, io.env) }), io.env);
+    });
 }

@@ -69,6 +69,7 @@ export abstract class MutatingDirectory implements Directory {
   abstract readStatus(kind: string): Promise<Record<string, unknown>>;
   abstract recordEvent(event: AuditEvent): Promise<AuditRecord>;
   abstract publishStatus(kind: string, name: string, doc: unknown): Promise<void>;
+  abstract deleteStatus(kind: string, name: string): Promise<boolean>;
   abstract onChange(listener: (event: ChangeEvent) => void): () => void;
   abstract commit(plan: CommitPlan, actor: string): Promise<CommitResult>;
   abstract readiness(): Promise<Readiness>;

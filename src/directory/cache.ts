@@ -138,6 +138,7 @@ export class CachedDirectory implements Directory {
   // Status and events change no entry: nothing cached to drop.
   readStatus(kind: string): Promise<Record<string, unknown>> { return this.backend.readStatus(kind); }
   publishStatus(kind: string, name: string, doc: unknown): Promise<void> { return this.backend.publishStatus(kind, name, doc); }
+  deleteStatus(kind: string, name: string): Promise<boolean> { return this.backend.deleteStatus(kind, name); }
   recordEvent(event: AuditEvent): Promise<AuditRecord> { return this.backend.recordEvent(event); }
 
   createSlot(input: SlotInput, actor: string): Promise<Slot> { return this.#mutated(this.backend.createSlot(input, actor)); }

@@ -101,6 +101,12 @@ export interface DirectoryWriter {
    * a bad kind or name, a document that is not plain JSON or is above 4 MiB.
    */
   publishStatus(kind: string, name: string, doc: unknown): Promise<void>;
+  /**
+   * Removes what `name` published under `kind` (a decommissioned machine's last agent report, which
+   * would otherwise read as a stale agent forever). True if there was one. Not audited here: the
+   * caller records why (`storeroute agent forget` does).
+   */
+  deleteStatus(kind: string, name: string): Promise<boolean>;
 }
 
 export interface Directory extends DirectoryReader, DirectoryWriter {

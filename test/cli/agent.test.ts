@@ -110,6 +110,47 @@ describe('storeroute agent: start-up refusals (exit 2, naming what is wrong)', (
   });
 });
 
+describe('storeroute agent forget', () => {
+  it('removes a decommissioned machine\'s report (audited); refuses an unknown machine, one still in the layout, or a running agent', async () => {
+    const site = await embeddedLayout();
+    const config = writeConfig(site.dir, site.directory, {});
+    const report = (machine: string, ageMs: number) => ({ version: 1, machine, agentPid: 1, url: null, startedAt: 0, intervalMs: 5_000,
+      measuredAt: Date.now() - ageMs, slots: [] });
+    const { EmbeddedDirectory } = await import('../../src/directory/index.js');
+    const { testLogger, testRegistry } = await import('../helpers/logger.js');
+    const dir = await EmbeddedDirectory.open({ file: site.file, historyLimit: 100 }, { logger: testLogger(), metrics: testRegistry() });
+    try {
+      await dir.publishStatus('agent', 'imap9', report('imap9', 3_600_000)); // gone an hour ago
+      await dir.publishStatus('agent', 'imap8', report('imap8', 1_000)); // still running
+      await dir.publishStatus('agent', 'imap1', report('imap1', 3_600_000)); // stale, but its slots are in the directory
+    } finally {
+      await dir.close();
+    }
+    const agents = async () => (JSON.parse((await cli(['--config', config, 'status', '--json'])).stdout) as { agents: Array<{ machine: string }> })
+      .agents.map((a) => a.machine);
+    expect(await agents()).toEqual(['imap1', 'imap8', 'imap9']);
+
+    const unknown = await cli(['--config', config, 'agent', 'forget', 'imap7']);
+    expect(unknown).toMatchObject({ code: 1, stderr: 'error: no agent report for machine imap7; reports are kept for: imap1, imap8, imap9\n' });
+    const inLayout = await cli(['--config', config, 'agent', 'forget', 'imap1']);
+    expect(inLayout.code).toBe(1);
+    expect(inLayout.stderr).toMatch(/^error: machine imap1 still has slot\(s\) slot101, slot102 in the directory: its agent has work there/);
+    const running = await cli(['--config', config, 'agent', 'forget', 'imap8']);
+    expect(running.code).toBe(1);
+    expect(running.stderr).toMatch(/^error: the agent on imap8 reported 1 s ago: it is running/);
+    expect(await agents()).toEqual(['imap1', 'imap8', 'imap9']);
+
+    const gone = await cli(['--config', config, '--actor', 'ops:decom', 'agent', 'forget', 'imap9']);
+    expect(gone.code, gone.stderr).toBe(0);
+    expect(gone.stdout).toMatch(/^forgot the agent on imap9 \(last report \d{4}-/);
+    expect(await cli(['--config', config, '--actor', 'ops:decom', 'agent', 'forget', 'imap8', '--force'])).toMatchObject({ code: 0 });
+    expect(await agents()).toEqual(['imap1']);
+    const history = JSON.parse((await cli(['--config', config, 'history', '--json'])).stdout) as Array<Record<string, unknown>>;
+    expect(history.slice(0, 2).map((h) => [h.actor, h.action, h.target])).toEqual([
+      ['ops:decom', 'agent-forget', 'machine:imap8'], ['ops:decom', 'agent-forget', 'machine:imap9']]);
+  });
+});
+
 describe('agent-main.ts, the entry operators run', () => {
   it('-h prints its usage; an unknown option or a missing config file exits 2 before anything starts', async () => {
     const run = async (args: string[]) => {

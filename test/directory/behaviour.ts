@@ -339,6 +339,14 @@ export function behaviourSuite(name: string, make: () => Promise<Made>): void {
         expect(await dir.readStatus('other-kind')).toEqual({ imap1: 'plain string' });
         expect(await dir.version()).toBe(v);
         expect((await dir.history(1))[0]?.version).toBe(v);
+
+        // Deleting one name's document leaves the others (and other kinds) alone; a second delete finds nothing.
+        expect(await dir.deleteStatus('agent', 'imap1')).toBe(true);
+        expect(await dir.deleteStatus('agent', 'imap1')).toBe(false);
+        expect(await dir.readStatus('agent')).toEqual({ 'imap2.example.org': { round: 1, slots: [{ slot: 'slot201' }] } });
+        expect(await dir.readStatus('other-kind')).toEqual({ imap1: 'plain string' });
+        await rejectsRule(dir.deleteStatus('agent', '../imap2'), 'INVALID_NAME');
+        expect(await dir.version()).toBe(v);
       });
 
       it('refuses a bad kind, a bad name, a document that is not JSON or is too large', async () => {

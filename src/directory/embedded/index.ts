@@ -398,6 +398,17 @@ export class EmbeddedDirectory extends MutatingDirectory implements Backend {
     }
   }
 
+  async deleteStatus(kind: string, name: string): Promise<boolean> {
+    statusText(kind, name, null);
+    if (this.#closed) throw new DirectoryUnavailableError('directory is closed');
+    try {
+      return await this.#status.remove(kind, name);
+    } catch (err) {
+      throw new DirectoryUnavailableError(`cannot remove status file ${this.#status.fileOf(kind, name)}: ${(err as Error).message}`,
+        { cause: err });
+    }
+  }
+
   async readStatus(kind: string): Promise<Record<string, unknown>> {
     checkStatusKind(kind);
     try {

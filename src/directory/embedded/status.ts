@@ -6,7 +6,7 @@
  * torn one. The directory file, its lock, its history and the in-memory view are never touched:
  * status can be written while the directory file is missing or broken, and changes nothing there.
  */
-import { readdir, readFile } from 'node:fs/promises';
+import { readdir, readFile, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { NAME } from '../checks.js';
 import { pidAlive } from './lock.js';
@@ -34,6 +34,17 @@ export class StatusFolder {
       this.#swept.add(file);
     }
     await writeFileAtomic(file, text + '\n');
+  }
+
+  /** True if there was a document to remove. */
+  async remove(kind: string, name: string): Promise<boolean> {
+    try {
+      await unlink(this.fileOf(kind, name));
+      return true;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+      throw err;
+    }
   }
 
   /** Every document of `kind` by name; none when the folder does not exist yet. */

@@ -306,6 +306,15 @@ export class RedisDirectory extends MutatingDirectory implements Backend {
     }
   }
 
+  async deleteStatus(kind: string, name: string): Promise<boolean> {
+    statusText(kind, name, null);
+    try {
+      return (await this.client.hdel(statusKey(this.config.keyPrefix, kind), name)) > 0;
+    } catch (err) {
+      throw mapRedisError(err, 'status delete');
+    }
+  }
+
   async readStatus(kind: string): Promise<Record<string, unknown>> {
     checkStatusKind(kind);
     let rows: Record<string, string>;
