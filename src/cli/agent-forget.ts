@@ -7,6 +7,7 @@
  */
 import { readReplication } from '../agent/index.js';
 import type { Config } from '../config/index.js';
+import { DirectoryUnavailableError } from '../core/errors.js';
 import type { Directory } from '../directory/index.js';
 import { EXIT, SilentExit, type CliIo } from './io.js';
 
@@ -16,7 +17,7 @@ export async function forgetAgent(io: CliIo, directory: Directory, config: Confi
     throw new SilentExit(EXIT.refused);
   };
   const view = await readReplication(directory, config.agent);
-  if (view.unreadable) refuse(view.unreadable);
+  if (view.unreadable) throw new DirectoryUnavailableError(view.unreadable); // exit 75: try again
   const seen = view.agents.find((a) => a.machine === machine);
   if (!seen) {
     refuse(`no agent report for machine ${machine}; reports are kept for: ${view.agents.map((a) => a.machine).join(', ') || 'none'}`);

@@ -45,6 +45,10 @@ function replayThroughCli(globals: GlobalOptions, io: CliIo) {
     await sub.parseAsync([...g, 'replay', '--store', store, '--since', since.toISOString(), '--json'], { from: 'user' })
       .catch((err: unknown) => { failure = err; });
     const parsed = JSON.parse(out || '{}') as Partial<ReplayFound> & { errors?: Array<{ message: string }> };
+    // Instances that could not replay: their journals were not looked at, so nothing is verified.
+    if (parsed.errors?.length) {
+      throw new Error(`${parsed.errors.length} instance(s) did not replay: ${parsed.errors.map((e) => e.message).join('; ')}`);
+    }
     if (typeof parsed.selected !== 'number') {
       const why = [...(parsed.errors ?? []).map((e) => e.message), ...errors.map((e) => e.trim())].filter(Boolean).join('; ');
       throw new Error(why || (failure instanceof Error ? failure.message : 'replay gave no summary'));

@@ -27,7 +27,14 @@ export function expandHook(argv: readonly string[], vars: HookVars): string[] {
   }));
 }
 
-export function runHook(argv: string[], timeoutMs: number): Promise<HookResult> {
+/**
+ * Runs one hook; resolves when the hook's own process exits, not when its output pipes close: a
+ * hook may start something that outlives it (a rolling sync_client, an IP mover), which inherits
+ * the pipes. Such a process is left running (only a hook past its timeout, or interrupted, has its
+ * process group killed); the pipes are unref'd so it cannot keep the failover waiting, and it
+ * should send its output elsewhere (README: systemd-run, or `setsid … >/dev/null 2>&1 &`).
+ */
+export function runHook(argv: string[], timeoutMs: number, signal?: AbortSignal): Promise<HookResult> {
   const started = Date.now();
   return new Promise((resolve) => {
     let output = '';
@@ -36,28 +43,50 @@ export function runHook(argv: string[], timeoutMs: number): Promise<HookResult> 
     child.stdout.on('data', keep);
     child.stderr.on('data', keep);
     let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
+    let interrupted = false;
+    const killGroup = () => {
       try {
         process.kill(-(child.pid as number), 'SIGKILL');
       } catch {
         child.kill('SIGKILL');
       }
+    };
+    const timer = setTimeout(() => {
+      timedOut = true;
+      killGroup();
     }, timeoutMs);
-    const done = (exitCode: number | null, signal: string | null, extra = '') => {
+    const onAbort = () => {
+      interrupted = true;
+      killGroup();
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+    let settled = false;
+    const done = (exitCode: number | null, sig: string | null, extra = '') => {
+      if (settled) return;
+      settled = true;
       clearTimeout(timer);
-      resolve({ argv, ok: !timedOut && exitCode === 0, exitCode, signal, timedOut, ms: Date.now() - started, output: (output + extra).slice(-OUTPUT_KEEP) });
+      signal?.removeEventListener('abort', onAbort);
+      // What it wrote up to now is in; a background child's later output must not hold us.
+      setImmediate(() => {
+        // They are sockets (pipes) underneath: unref so they cannot keep this process alive.
+        (child.stdout as unknown as { unref?: () => void }).unref?.();
+        (child.stderr as unknown as { unref?: () => void }).unref?.();
+        const note = interrupted ? '\ninterrupted (Ctrl-C)' : '';
+        resolve({ argv, ok: !timedOut && !interrupted && exitCode === 0, exitCode, signal: sig, timedOut, ms: Date.now() - started,
+          output: (output + extra + note).slice(-OUTPUT_KEEP) });
+      });
     };
     child.once('error', (err) => done(null, null, `\n${err.message}`));
-    child.once('close', (code, signal) => done(code, signal));
+    child.once('exit', (code, sig) => done(code, sig));
   });
 }
 
-/** Runs hooks in order, stopping at the first failure. */
-export async function runHooks(hooks: readonly (readonly string[])[], vars: HookVars, timeoutMs: number): Promise<{ ok: boolean; results: HookResult[] }> {
+/** Runs hooks in order, stopping at the first failure (or at `signal`: the running hook is killed). */
+export async function runHooks(hooks: readonly (readonly string[])[], vars: HookVars, timeoutMs: number,
+  signal?: AbortSignal): Promise<{ ok: boolean; results: HookResult[] }> {
   const results: HookResult[] = [];
   for (const h of hooks) {
-    const r = await runHook(expandHook(h, vars), timeoutMs);
+    const r = await runHook(expandHook(h, vars), timeoutMs, signal);
     results.push(r);
     if (!r.ok) return { ok: false, results };
   }

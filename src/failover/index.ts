@@ -2,9 +2,10 @@
  * The failover capability's entry: `failoverStore` runs one store's failover as phases, each
  * recorded in the audit history with who ran it:
  *
+ *   lease        one runner per store (lease.ts), taken first so that a run that waited for
+ *                another reads the store as that one left it; released on exit, expiring if the runner dies.
  *   preflight    store known and active, target slot up and not the master, the target machine's
  *                agent reporting (and the old master's, to drain it), the epoch read. Refuses, changing nothing.
- *   lease        one runner per store (lease.ts); released on exit, expiring if the runner dies.
  *   flush        while mail still flows, the old master's agent pushes its backlog (the agent
  *                refuses operations on a store that is not active, so this comes before the hold).
  *   hold         store → failing-over (LMTP 451 4.3.0, logins wait), then until every proxy says
@@ -12,7 +13,8 @@
  *                (`failover.holdMs`) for deliveries already in DATA.
  *   drain        flush again, asked after the hold began: its "log empty" answer, or a report
  *                taken since the hold saying caught-up, ends the drain. Deadline → roll back.
- *   pre-switch   site hooks; a failure rolls back.
+ *   pre-switch   site hooks; a failure rolls back. Once they ran, Ctrl-C no longer stops the run:
+ *                they may have stopped the old master, so the consistent way is forward.
  *   switch       the directory's compare-and-set failover on the epoch read in preflight.
  *   post-switch  site hooks; a failure keeps the switch and marks the store (status `failover`).
  *   release      store → active.

@@ -52,6 +52,10 @@ export function proxiesInflight(o: { redis: Redis; keyPrefix: string; adminToken
   return async (q, until, signal) => {
     const list = await listInstances(o.redis, o.keyPrefix, { staleAfterMs: o.staleAfterMs, key: await key });
     if (list.live.length === 0) return { quiet: false, detail: 'no proxy instance in the registry to ask' };
+    // An entry we cannot verify may be a proxy we cannot ask (no admin.token there): it must not
+    // shorten the hold. Stale entries are proxies gone quiet for 3 heartbeats: not counted.
+    const unverified = [...list.untrusted.map((u) => u.name), ...list.invalid];
+    if (unverified.length > 0) return { quiet: false, detail: `registry entries that cannot be verified: ${unverified.join(', ')}` };
     const waiting = new Map(list.live.map((i) => [i.name, i]));
     let last = '';
     for (;;) {

@@ -170,9 +170,13 @@ export async function runPlan(plan: MachinePlan, o: {
   const results = new Map<string, FailoverResult>();
   const running = new Map<string, PlannedMove>();
   let failed = 0;
-  const progress = (finished?: FailoverResult) => o.onProgress?.({
-    done: results.size, running: [...running.keys()], failed, total: plan.moves.length, elapsedMs: Date.now() - started,
-  }, finished);
+  const progress = (finished?: FailoverResult) => {
+    try {
+      o.onProgress?.({ done: results.size, running: [...running.keys()], failed, total: plan.moves.length, elapsedMs: Date.now() - started }, finished);
+    } catch {
+      // A display that failed (stdout gone) must not stop the failovers or the scheduling.
+    }
+  };
 
   await new Promise<void>((resolveAll) => {
     const pump = () => {

@@ -8,7 +8,7 @@ import { AgentError, requestAgentOp, type StoreVerdict } from '../agent/index.js
 import type { Config } from '../config/index.js';
 import type { FailoverConfig } from '../config/sections/failover.js';
 import { DirectoryConflictError, DirectoryNotFoundError, DirectoryRuleError, DirectoryUnavailableError } from '../core/errors.js';
-import type { Directory, Slot, SlotState, Store } from '../directory/index.js';
+import type { Directory, Slot, SlotState, Store, StoreState } from '../directory/index.js';
 import { readAgents, verdictOf, type AgentsView } from './agents.js';
 import type { FailoverOutcome, FailoverResult, LostLag, PhaseEvent, PhaseName, ReplayFound } from './events.js';
 import { describeHook, runHooks, type HookVars } from './hooks.js';
@@ -65,7 +65,11 @@ export async function failoverStore(o: FailoverStoreOptions): Promise<FailoverRe
   let epoch = null as number | null;
   let switched = false;
   let held = false;
+  /** The pre-switch hooks ran: from here on Ctrl-C no longer stops the run (see phase()). */
+  let committed = false;
   let slotBefore: SlotState | null = null;
+  /** The store's state before the hold: what a rollback restores (a stuck failing-over becomes active). */
+  let storeBefore: StoreState = 'active';
   let lease: Lease | null = null;
   let lostLag: LostLag | undefined;
   /** A user of the store, for asking proxies what they route (none: nothing can be in flight). */
@@ -81,8 +85,11 @@ export async function failoverStore(o: FailoverStoreOptions): Promise<FailoverRe
     }
   };
   /** Runs one phase, emitting and auditing it; `failed: true` reports a failure the run goes on from (a post-switch hook). */
-  const phase = async <T>(p: PhaseName, fn: () => Promise<{ value: T; detail: string; failed?: boolean }>): Promise<T> => {
-    if (o.signal?.aborted) throw new Stop('interrupted', `interrupted before ${p}`);
+  const phase = async <T>(p: PhaseName, fn: () => Promise<{ value: T; detail: string; failed?: boolean }>,
+    opts: { committed?: boolean } = {}): Promise<T> => {
+    // Committed phases run even after Ctrl-C: once the pre-switch hooks have run (they may have
+    // stopped the old master) the only consistent way is forward, through switch, hooks and release.
+    if (o.signal?.aborted && !opts.committed) throw new Stop('interrupted', `interrupted before ${p}`);
     const t0 = Date.now();
     emit(p, 'start', 0, '');
     try {
@@ -105,7 +112,7 @@ export async function failoverStore(o: FailoverStoreOptions): Promise<FailoverRe
   });
 
   /** Before the switch: the store back to active on its old master, the old slot's state as it was. */
-  const rollback = async (why: string): Promise<string> => {
+  const rollback = async (why: string): Promise<{ text: string; ok: boolean; err?: unknown }> => {
     const t0 = Date.now();
     const done: string[] = [];
     try {
@@ -114,36 +121,29 @@ export async function failoverStore(o: FailoverStoreOptions): Promise<FailoverRe
         done.push(`slot ${from.name} ${slotBefore} again`);
       }
       if (held) {
-        await dir.setStoreState(name, 'active', o.actor);
-        done.push(`store ${name} active on its old master ${from?.name ?? '?'}`);
+        const back = storeBefore === 'failing-over' ? 'active' : storeBefore;
+        await dir.setStoreState(name, back, o.actor);
+        done.push(`store ${name} ${back} on its old master ${from?.name ?? '?'}`);
       }
       const text = done.length ? `rolled back (${why}): ${done.join(', ')}` : `nothing to roll back (${why})`;
       emit('rollback', 'ok', Date.now() - t0, text);
       await audit('rollback', 'ok', text, Date.now() - t0);
-      return text;
+      return { text, ok: true };
     } catch (err) {
       const text = `ROLLBACK FAILED (${why}): ${(err as Error).message}; done: ${done.join(', ') || 'nothing'}; `
         + `check with \`storeroute store show ${name}\` and set the store active by hand`;
       emit('rollback', 'failed', Date.now() - t0, text);
-      return text;
+      return { text, ok: false, err };
     }
   };
 
   try {
-    const store = await phase('preflight', async () => {
-      const p = await preflight(o);
-      from = p.from;
-      to = p.to;
-      epoch = p.store.epoch;
-      aUser = p.aUser;
-      if (o.crash) {
-        const r = p.agents.reports.get(p.from.name);
-        lostLag = { slot: p.from.name, pendingBytes: r?.pendingBytes ?? null, oldestPendingAgeMs: r?.oldestPendingAgeMs ?? null,
-          reportAgeMs: r ? p.agents.now - r.measuredAt : null, users: r?.users ?? [] };
-      }
-      return { value: p.store, detail: `${name}: ${p.from.name} (${p.from.machine}) → ${p.to.name} (${p.to.machine}), epoch ${p.store.epoch}${p.notes.length ? `; forced: ${p.notes.join('; ')}` : ''}` };
-    });
-
+    // An unknown store is refused before anything is taken (its name also names the lease).
+    if (!(await dir.getStore(name))) {
+      emit('preflight', 'failed', 0, `no store ${name}`);
+      return result('refused', `no store ${name}`);
+    }
+    // The lease first: a run waiting on another must read the store after that one is done.
     lease = await phase('lease', async () => {
       const got = await o.leases.acquire(name, o.actor, o.settings.leaseTtlMs);
       if ('heldBy' in got) {
@@ -151,6 +151,21 @@ export async function failoverStore(o: FailoverStoreOptions): Promise<FailoverRe
         throw new Stop('refused', `another failover of ${name} is running${h ? ` (${h.holder} on ${h.host} pid ${h.pid}, lease until ${new Date(h.expiresAt).toISOString()})` : ''}`);
       }
       return { value: got.lease, detail: `held until ${new Date(got.lease.holder.expiresAt).toISOString()}` };
+    });
+
+    const store = await phase('preflight', async () => {
+      const p = await preflight(o);
+      from = p.from;
+      to = p.to;
+      epoch = p.store.epoch;
+      aUser = p.aUser;
+      storeBefore = p.store.state;
+      if (o.crash) {
+        const r = p.agents.reports.get(p.from.name);
+        lostLag = { slot: p.from.name, pendingBytes: r?.pendingBytes ?? null, oldestPendingAgeMs: r?.oldestPendingAgeMs ?? null,
+          reportAgeMs: r ? p.agents.now - r.measuredAt : null, users: r?.users ?? [] };
+      }
+      return { value: p.store, detail: `${name}: ${p.from.name} (${p.from.machine}) → ${p.to.name} (${p.to.machine}), epoch ${p.store.epoch}${p.notes.length ? `; forced: ${p.notes.join('; ')}` : ''}` };
     });
 
     const f = from as unknown as Slot;
@@ -183,12 +198,19 @@ export async function failoverStore(o: FailoverStoreOptions): Promise<FailoverRe
       skip('drain', 'crash: the old master cannot be drained');
       skip('pre-switch', 'crash: the old master is gone');
     } else {
-      await phase('drain', () => drain(o, store, f, holdStarted));
+      // The old master's newest report when the hold ended, by its agent's clock: the drain takes
+      // only a later one (a clock that runs ahead on the agent's machine cannot pass an old report off as new).
+      const seenAtHold = (await readAgents(o.directory, o.agent)).reports.get(f.name)?.measuredAt ?? Number.NEGATIVE_INFINITY;
+      await phase('drain', () => drain(o, store, f, holdStarted, seenAtHold));
       if (o.settings.hooks.beforeSwitch.length === 0) skip('pre-switch', 'no hooks configured');
       else {
         await phase('pre-switch', async () => {
-          const r = await runHooks(o.settings.hooks.beforeSwitch, vars, o.settings.hooks.timeoutMs);
-          if (!r.ok) throw new Stop('aborted', `pre-switch hook failed: ${describeHook(r.results.at(-1)!)}`);
+          const r = await runHooks(o.settings.hooks.beforeSwitch, vars, o.settings.hooks.timeoutMs, o.signal);
+          if (!r.ok) {
+            throw new Stop(o.signal?.aborted ? 'interrupted' : 'aborted', `pre-switch hook failed: ${describeHook(r.results.at(-1)!)}`
+              + (r.results.length > 1 ? ` (after ${r.results.length - 1} that ran: undo what they did before the store takes mail again)` : ''));
+          }
+          committed = true;
           return { value: null, detail: `${r.results.length} hook(s) ok` };
         });
       }
@@ -199,7 +221,7 @@ export async function failoverStore(o: FailoverStoreOptions): Promise<FailoverRe
       switched = true;
       epoch = s.epoch;
       return { value: s, detail: `current master ${f.name} → ${s.currentMaster}, epoch ${s.epoch}` };
-    });
+    }, { committed });
 
     let attention: string | null = null;
     if (o.settings.hooks.afterSwitch.length === 0) skip('post-switch', 'no hooks configured');
@@ -208,13 +230,13 @@ export async function failoverStore(o: FailoverStoreOptions): Promise<FailoverRe
         const r = await runHooks(o.settings.hooks.afterSwitch, vars, o.settings.hooks.timeoutMs);
         return r.ok ? { value: null, detail: `${r.results.length} hook(s) ok` }
           : { value: `post-switch hook failed: ${describeHook(r.results.at(-1)!)}`, detail: `switch kept: ${describeHook(r.results.at(-1)!)}`, failed: true };
-      });
+      }, { committed: true });
     }
 
     await phase('release', async () => {
       await dir.setStoreState(name, 'active', o.actor);
       return { value: null, detail: `${name} active on ${after.currentMaster}` };
-    });
+    }, { committed: true });
 
     let replay: ReplayFound | undefined;
     if (!o.replay) skip('verify', 'no replay path given');
@@ -240,17 +262,27 @@ export async function failoverStore(o: FailoverStoreOptions): Promise<FailoverRe
     if (switched) {
       // After the switch the consistent state is forward: active on the new master.
       let text = `${stop.message}; the switch is done`;
+      let active = false;
       try {
         await dir.setStoreState(name, 'active', o.actor);
+        active = true;
         text += `: ${name} active on its new master ${to?.name ?? '?'}; run \`storeroute replay --store ${name}\` to verify`;
       } catch (e) {
         text += `, but setting it active failed (${(e as Error).message}): \`storeroute store set-state ${name} active\``;
       }
       await markAttention(o, { attention: text, from: from?.name ?? null, to: to?.name ?? null, epoch, at: Date.now() });
-      return result(stop.outcome === 'unreachable' ? 'unreachable' : 'attention', text, stop.extra);
+      // Active on the new master after all: switched, needs a look; still held: try again later.
+      return result(active ? 'attention' : 'unreachable', text, stop.extra);
     }
     if (stop.outcome === 'refused' && !held) return result('refused', stop.message, stop.extra);
-    return result(stop.outcome, `${stop.message}; ${await rollback(stop.outcome)}`, stop.extra);
+    const back = await rollback(stop.outcome);
+    if (!back.ok) {
+      // Not where the outcome's contract says (active on the old master): say so, where `status` shows it.
+      const text = `${stop.message}; ${back.text}`;
+      await markAttention(o, { attention: text, from: from?.name ?? null, to: to?.name ?? null, epoch, at: Date.now() });
+      return result(back.err instanceof DirectoryUnavailableError ? 'unreachable' : 'attention', text, stop.extra);
+    }
+    return result(stop.outcome, `${stop.message}; ${back.text}`, stop.extra);
   } finally {
     if (lease) await lease.release().catch(() => undefined);
   }
@@ -394,7 +426,7 @@ async function freshVerdict(o: FailoverStoreOptions, from: Slot, since: number):
  * flush again (today's agent refuses while the store is failing-over; then the rolling
  * sync_client does it) and waits for a report taken since the hold began that says caught-up.
  */
-async function drain(o: FailoverStoreOptions, store: Store, from: Slot, holdStarted: number): Promise<{ value: null; detail: string }> {
+async function drain(o: FailoverStoreOptions, store: Store, from: Slot, holdStarted: number, seenAtHold: number): Promise<{ value: null; detail: string }> {
   const deadline = Date.now() + o.settings.drainTimeoutMs;
   const left = () => deadline - Date.now();
   const url = await agentUrl(o, from);
@@ -420,7 +452,7 @@ async function drain(o: FailoverStoreOptions, store: Store, from: Slot, holdStar
     const view = await readAgents(o.directory, o.agent);
     const v = verdictOf(view, store);
     const report = view.reports.get(from.name);
-    if (v.state === 'caught-up' && report && report.measuredAt >= holdStarted) {
+    if (v.state === 'caught-up' && report && report.measuredAt >= holdStarted && report.measuredAt > seenAtHold) {
       return { value: null, detail: `${from.name} caught-up (${flushNote})` };
     }
     if (o.signal?.aborted) throw new Stop('interrupted', `interrupted while draining (${v.state})`);

@@ -76,6 +76,9 @@ function moveLeg(leg: Leg, to: LegState): boolean {
   return allowed;
 }
 
+/** How long a slot stays counted in flight after a transaction ended mid-DATA (see release()). */
+const UNSETTLED_COUNT_MS = 10_000;
+
 export interface AcceptedRecipient {
   /** As given in RCPT TO, domain in A-labels (what the backend receives). */
   address: string;
@@ -354,8 +357,16 @@ export class Transaction {
    */
   release(): void {
     if (this.#phase === 'released') return;
+    const inData = this.#phase === 'data';
     this.#phase = 'released';
-    for (const slot of this.#counted) this.deps.inflight?.remove(slot);
+    for (const slot of this.#counted) {
+      // Ended mid-DATA (the client went away) with a leg to this slot neither finished nor failed:
+      // the backend may have the final dot and still be storing the message. It stays counted a
+      // while, so a failover's hold falls back to its bound instead of trusting a 0 too early.
+      const unsettled = inData && this.allLegs.some((l) => l.target.slot === slot && l.state === 'open');
+      if (unsettled) setTimeout(() => this.deps.inflight?.remove(slot), UNSETTLED_COUNT_MS).unref();
+      else this.deps.inflight?.remove(slot);
+    }
     for (const leg of this.allLegs) {
       if (!leg.session) continue;
       if (hasFailed(leg) || !leg.session.alive) this.deps.pool.discard(leg.session);

@@ -28,7 +28,7 @@ describe('storeroute failover', () => {
     const r = await cli(['--config', configFor(rig), 'failover', 'A', '--to', 's1', '--json', '--yes']);
     expect(r.code).toBe(1);
     const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
-    expect(lines[0]).toMatchObject({ event: 'phase', phase: 'preflight', status: 'start' });
+    expect(lines[0]).toMatchObject({ event: 'phase', phase: 'lease', status: 'start' });
     expect(lines.at(-1)).toMatchObject({ event: 'result', outcome: 'refused', detail: 'slot s1 is already the current master of A' });
   });
 

@@ -103,11 +103,40 @@ describe('GET /inflight and the hold\'s probe', () => {
     expect(await probe(q, Date.now() + 200)).toEqual({ quiet: false, detail: 'proxy-1 still routes A as active' });
   });
 
+  it('a client gone after the final dot, the backend not yet answered: still counted (the message may land)', async () => {
+    backend.behaviour.data = 'accept';
+    backend.behaviour.final = () => 'stall';
+    try {
+      const socket = await deliveryInData();
+      const before = backend.messages.length;
+      socket.write('.\r\n');
+      await waitFor(() => backend.messages.length > before, 5_000, 'the backend to have the message');
+      socket.destroy();
+      await new Promise((r) => setTimeout(r, 500));
+      expect(((await (await inflight('slot=s1&user=alice')).json()) as { deliveries: number }).deliveries).toBe(1);
+    } finally {
+      backend.behaviour.data = 'stall';
+      delete backend.behaviour.final;
+    }
+  });
+
   it('refuses without the token or without slot and user, changing nothing', async () => {
     expect((await inflight('slot=s1&user=alice', 'wrong-token-wrong-token-wrong')).status).toBe(401);
     const bad = await inflight('slot=s1');
     expect(bad.status).toBe(400);
     expect(await bad.json()).toMatchObject({ code: 'CONFIG_INVALID', error: expect.stringContaining('user') });
+  });
+
+  it('an unsigned registry entry (a proxy that cannot be asked) keeps the hold at its bound', async () => {
+    const key = instancesKey(config.directory.redis.keyPrefix);
+    await client.hset(key, 'proxy-unsigned', JSON.stringify({ url: 'http://127.0.0.1:1/', lastSeen: Date.now() }));
+    try {
+      const probe = proxiesInflight({ redis: client as never, keyPrefix: config.directory.redis.keyPrefix, adminToken: TOKEN, staleAfterMs: 5_000, pollMs: 20 });
+      expect(await probe({ store: 'A', slot: 's1', user: 'alice' }, Date.now() + 200))
+        .toEqual({ quiet: false, detail: 'registry entries that cannot be verified: proxy-unsigned' });
+    } finally {
+      await client.hdel(key, 'proxy-unsigned');
+    }
   });
 
   it('a registered proxy that does not answer ends the probe at once with its name; no registry entry at all says so', async () => {

@@ -1,6 +1,7 @@
 import { describe, it, expect, afterEach } from 'vitest';
 import { existsSync, readFileSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
+import { tmpdir } from 'node:os';
 import { fileLeases } from '../../src/failover/index.js';
 import { makeRig, pend, phases, type Rig } from './rig.js';
 import { fakeSyncClient, stop } from '../agent/helpers.js';
@@ -30,7 +31,7 @@ describe('failoverStore refuses, changing nothing', () => {
     await rig.directory.setSlotState('s2', 'down', 'test');
     const down = await rig.run({ to: 's2' });
     expect(down.result).toMatchObject({ outcome: 'refused', detail: 'target slot s2 is down (--force to fail over anyway)' });
-    expect(phases(down.events)).toEqual(['preflight:failed']);
+    expect(phases(down.events)).toEqual(['lease:ok', 'preflight:failed']);
     expect(await storeA(rig)).toEqual(before);
   });
 
@@ -63,7 +64,7 @@ describe('controlled failover', () => {
     pend(rig, 's1');
     const { result, events } = await rig.run();
     expect(result, result.detail).toMatchObject({ outcome: 'done', from: 's1', to: 's2', epoch: 1 });
-    expect(phases(events)).toEqual(['preflight:ok', 'lease:ok', 'flush:ok', 'hold:ok', 'drain:ok', 'pre-switch:skipped', 'switch:ok',
+    expect(phases(events)).toEqual(['lease:ok', 'preflight:ok', 'flush:ok', 'hold:ok', 'drain:ok', 'pre-switch:skipped', 'switch:ok',
       'post-switch:skipped', 'release:ok', 'verify:ok']);
     expect(events.find((e) => e.phase === 'flush' && e.status === 'ok')!.detail).toMatch(/^s1: 37 → 0 bytes/);
     expect(events.find((e) => e.phase === 'drain' && e.status === 'ok')!.detail).toMatch(/^s1 caught-up/);
@@ -101,7 +102,7 @@ describe('controlled failover', () => {
     expect(result.outcome).toBe('aborted');
     expect(result.pending).toMatchObject({ pendingBytes: 37, users: ['alice'] });
     expect(result.detail).toMatch(/flush of s1 failed: .*\/bin\/false exited 1; s1 stalled: 37 bytes pending for alice.*nothing to roll back/);
-    expect(phases(events)).toEqual(['preflight:ok', 'lease:ok', 'flush:failed', 'rollback:ok']);
+    expect(phases(events)).toEqual(['lease:ok', 'preflight:ok', 'flush:failed', 'rollback:ok']);
     expect(await storeA(rig)).toMatchObject({ currentMaster: 's1', state: 'active', epoch: 0 });
   });
 
@@ -135,7 +136,7 @@ describe('controlled failover', () => {
     expect(result.outcome).toBe('aborted');
     expect(result.pending).toMatchObject({ pendingBytes: 37, users: ['alice'] });
     expect(result.detail).toMatch(/drain deadline \(1000 ms\) passed with s1 lagging: 37 bytes pending for alice.*rolled back.*store A active on its old master s1/);
-    expect(phases(events)).toEqual(['preflight:ok', 'lease:ok', 'flush:ok', 'hold:ok', 'drain:failed', 'rollback:ok']);
+    expect(phases(events)).toEqual(['lease:ok', 'preflight:ok', 'flush:ok', 'hold:ok', 'drain:failed', 'rollback:ok']);
     expect(await storeA(rig)).toMatchObject({ currentMaster: 's1', state: 'active', epoch: 0 });
   });
 
@@ -173,6 +174,51 @@ describe('controlled failover', () => {
     expect(result.detail).toContain('exit 3: stopping s1 on 127.0.0.11');
     expect(phases(events)).toContain('rollback:ok');
     expect(await storeA(rig)).toMatchObject({ currentMaster: 's1', state: 'active', epoch: 0 });
+  });
+
+  it('a forced crash run on a store that was down, beaten by another failover, rolls back to down, not to active', async () => {
+    rig = await makeRig();
+    await rig.directory.setStoreState('A', 'down', 'test');
+    const r = rig;
+    const { result } = await rig.run({ crash: true, force: true, onEvent: (e) => {
+      // Someone else fails A over meanwhile: this run's compare-and-set on the epoch loses.
+      if (e.phase === 'switch' && e.status === 'start') void r.directory.failover('A', { to: 's2', force: true }, 'other');
+    } });
+    expect(result.outcome).toBe('aborted');
+    expect(result.detail).toMatch(/conflict: .*rolled back .*slot s1 up again, store A down on its old master s1/);
+    expect(await storeA(rig)).toMatchObject({ state: 'down' });
+  });
+
+  it('a post-switch hook that starts something long-running: the run goes on when the hook exits, and what it started lives on', async () => {
+    const pidFile = join(tmpdir(), `storeroute-hook-${process.pid}-${Date.now()}.pid`);
+    // The background sleep inherits the hook's stdout and stderr: the run must not wait for it.
+    rig = await makeRig({ failover: { hooks: { timeoutMs: 20_000,
+      afterSwitch: [['/bin/sh', '-c', 'sleep 30 & echo $! > "$1"; echo started {to}', 'sh', pidFile]] } } });
+    const { result, events } = await rig.run();
+    const pid = Number(readFileSync(pidFile, 'utf8'));
+    try {
+      expect(result.outcome, result.detail).toBe('done');
+      const hook = events.find((e) => e.phase === 'post-switch' && e.status === 'ok')!;
+      expect(hook.detail).toBe('1 hook(s) ok');
+      expect(hook.ms).toBeLessThan(5_000);
+      expect(() => process.kill(pid, 0)).not.toThrow(); // still running
+    } finally {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+      unlinkSync(pidFile);
+    }
+  });
+
+  it('Ctrl-C after the pre-switch hooks ran does not stop the run: they may have stopped the old master', async () => {
+    rig = await makeRig({ failover: { hooks: { beforeSwitch: [['/bin/true']] } } });
+    const abort = new AbortController();
+    const { result, events } = await rig.run({ signal: abort.signal, onEvent: (e) => { if (e.phase === 'pre-switch' && e.status === 'ok') abort.abort(); } });
+    expect(phases(events)).toEqual(expect.arrayContaining(['pre-switch:ok', 'switch:ok', 'release:ok', 'verify:skipped']));
+    expect(result.outcome).toBe('done');
+    expect(await storeA(rig)).toMatchObject({ currentMaster: 's2', state: 'active', epoch: 1 });
   });
 
   it('a hook that hangs is killed at its timeout, with what it started', async () => {
@@ -226,7 +272,7 @@ describe('crash failover', () => {
     });
     expect(result).toMatchObject({ outcome: 'done', to: 's2', lostLag: { slot: 's1', pendingBytes: 37, users: ['alice'] }, replay: { delivered: 2 } });
     expect(asked).not.toBeNull();
-    expect(phases(events)).toEqual(['preflight:ok', 'lease:ok', 'hold:ok', 'mark-down:ok', 'drain:skipped', 'pre-switch:skipped',
+    expect(phases(events)).toEqual(['lease:ok', 'preflight:ok', 'hold:ok', 'mark-down:ok', 'drain:skipped', 'pre-switch:skipped',
       'switch:ok', 'post-switch:skipped', 'release:ok', 'verify:ok']);
     expect((await rig.directory.getSlot('s1'))!.state).toBe('down');
     expect(await storeA(rig)).toMatchObject({ currentMaster: 's2', state: 'active', epoch: 1 });
