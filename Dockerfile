@@ -21,5 +21,8 @@ VOLUME ["/app/var"]
 USER node
 # LMTP, auth_http, admin API (loopback by default: set listen hosts in your config).
 EXPOSE 2424 9000 9025
+# The slot agent from this image (one per IMAP machine, sharing Cyrus's PID namespace):
+#   docker run --pid=host --entrypoint node IMAGE --max-semi-space-size=1 --single-threaded \
+#     dist/cli/agent-main.js --config /etc/storeroute/agent.yaml
 ENTRYPOINT ["node", "dist/cli/index.js"]
 CMD ["serve", "--config", "config/storeroute.example.yaml"]
