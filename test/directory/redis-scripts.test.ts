@@ -3,27 +3,18 @@
  * kind, a retried call, SCRIPT FLUSH, 50 racing failovers, the capped audit list, key layout.
  */
 import { Redis } from 'ioredis';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config/index.js';
 import {
   applyDirectory, createDirectory, diffDirectory, DirectoryConflictError, DirectoryRuleError, DirectoryUnavailableError, directoryKeys,
   parseDirectoryText, RedisDirectory, type Directory,
 } from '../../src/directory/index.js';
 import { defineScripts, loadScriptSources } from '../../src/directory/redis/scripts.js';
-import { startRedis, uniquePrefix, type RedisServer } from '../helpers/redis.js';
+import { uniquePrefix, useRedisServer } from '../helpers/redis.js';
 import { testLogger, testRegistry } from '../helpers/logger.js';
 import { seedLayout } from './behaviour.js';
 
-let redis: RedisServer;
-let raw: Redis;
-beforeAll(async () => {
-  redis = await startRedis();
-  raw = new Redis(redis.url);
-});
-afterAll(async () => {
-  raw.disconnect();
-  await redis.close();
-});
+const rs = useRedisServer();
 
 const obs = () => ({ logger: testLogger(), metrics: testRegistry() });
 
@@ -32,7 +23,7 @@ describe('directory Lua scripts', () => {
   let dirs: Directory[];
   const open = async (extra: Record<string, unknown> = {}) => {
     const d = await createDirectory(parseConfig({ directory: { backend: 'redis',
-      redis: { url: redis.url, keyPrefix: prefix, ...extra } } }).directory, obs());
+      redis: { url: rs.server.url, keyPrefix: prefix, ...extra } } }).directory, obs());
     dirs.push(d);
     return d;
   };
@@ -45,7 +36,7 @@ describe('directory Lua scripts', () => {
   });
 
   function scripts() {
-    const client = new Redis(redis.url);
+    const client = new Redis(rs.server.url);
     return { client, s: defineScripts(client, loadScriptSources()), keys: directoryKeys(prefix) };
   }
 
@@ -69,7 +60,7 @@ describe('directory Lua scripts', () => {
       // Wrong key count: only a caller that bypasses defineCommand can do it.
       const common = loadScriptSources().mutations.setSlotState;
       await expect(client.eval(common, 1, keys.version, keys.channel, 'test', '100', '{}')).rejects.toThrow(/SR_ARG expected 7 keys/);
-      expect(await raw.get(keys.version)).toBe('1');
+      expect(await rs.client.get(keys.version)).toBe('1');
     } finally {
       client.disconnect();
     }
@@ -91,16 +82,16 @@ describe('directory Lua scripts', () => {
       expect(user).toMatchObject({ store: 'store1', movingTo: 'store2', passwordHash: 'scrypt$16384$8$1$c2/sdA==$aGFz/aA==' });
       expect([store.name, slot.name]).toEqual(['store1', 'slot101']);
       // An entry spelled differently from what the scripts write (spaces): the decode fallback finds it.
-      await raw.hset(keys.users, 'carol', '{ "name": "carol", "state": "active", "store": "store2" }');
+      await rs.client.hset(keys.users, 'carol', '{ "name": "carol", "state": "active", "store": "store2" }');
       expect((await d.resolve('carol'))?.master.name).toBe('slot301');
       // A user whose store vanished (written around the scripts): inconsistent, so transient —
       // never "unknown user", which would bounce the mail.
-      await raw.hset(keys.users, 'dave', JSON.stringify({ name: 'dave', store: 'gone', state: 'active' }));
+      await rs.client.hset(keys.users, 'dave', JSON.stringify({ name: 'dave', store: 'gone', state: 'active' }));
       expect(await s.resolve(keys.read, 'dave')).toBe(-1);
       await expect(d.resolve('dave')).rejects.toBeInstanceOf(DirectoryUnavailableError);
       // No version key: this Redis holds no directory (lost its data, wrong db or prefix): 0, and
       // resolve() raises DirectoryUnavailableError for known and unknown names alike.
-      await raw.del(keys.version);
+      await rs.client.del(keys.version);
       expect(await s.resolve(keys.read, 'nobody')).toBe(0);
       await expect(d.resolve('nobody')).rejects.toBeInstanceOf(DirectoryUnavailableError);
     } finally {
@@ -124,17 +115,17 @@ describe('directory Lua scripts', () => {
     await d.setSlotState('a', 'down', 'test');
     await d.setSlotState('a', 'down', 'test');
     expect(await d.version()).toBe(2);
-    expect(await raw.llen(directoryKeys(prefix).history)).toBe(2);
+    expect(await rs.client.llen(directoryKeys(prefix).history)).toBe(2);
   });
 
   it('recovers after SCRIPT FLUSH (NOSCRIPT → EVAL) for mutations, lookups and commits', async () => {
     const d = await open({});
     await seedLayout(d);
-    await raw.script('FLUSH');
+    await rs.client.script('FLUSH');
     expect((await d.resolve('alice'))?.master.name).toBe('slot101');
-    await raw.script('FLUSH');
+    await rs.client.script('FLUSH');
     expect((await d.failover('store1', {}, 'test')).epoch).toBe(1);
-    await raw.script('FLUSH');
+    await rs.client.script('FLUSH');
     const base = await d.snapshot();
     expect(await d.commit({ base, mutations: [{ op: 'deleteUser', name: 'alice' }] }, 'test'))
       .toEqual({ fromVersion: base.version, toVersion: base.version + 1 });
@@ -152,32 +143,32 @@ describe('directory Lua scripts', () => {
     const call = (h: string, ...rest: string[]) => s.commit(keys.commit(token), [keys.channel, h, ...rest])
       .then((v): { ok?: number; err?: string } => ({ ok: v }), (e: Error) => ({ err: e.message }));
     try {
-      expect(await raw.get(keys.version)).toBe('8');
+      expect(await rs.client.get(keys.version)).toBe('8');
       expect((await call(header({ from: 7, to: 8, n: { records: 1 } }), record)).err).toMatch(/^SR_CONFLICT 7 8 the directory is at version 8/);
       expect((await call('nope')).err).toMatch(/^SR_ARG header must be a JSON object/);
       expect((await call(header({ n: { slots: 1, records: 1 } }), 'slot101', slotJson)).err).toMatch(/^SR_ARG header counts 5 arguments, got 4/);
       expect((await call(header({ n: { records: 0 } }))).err).toMatch(/^SR_ARG one audit record per version/);
       expect((await call(header({ to: 8 }))).err).toMatch(/^SR_ARG to must be above from/);
-      await raw.hset(staged.users, 'zed', '{}');
+      await rs.client.hset(staged.users, 'zed', '{}');
       expect((await call(header({ replace: { users: 2 }, n: { records: 1 } }), record)).err)
         .toMatch(/^SR_ARG staged users holds 1 entries, expected 2 \(expired\?\)/);
-      expect(await raw.get(keys.version)).toBe('8');
-      expect(JSON.parse((await raw.hget(keys.slots, 'slot101')) as string).state).toBe('up');
-      expect(await raw.hlen(keys.users)).toBe(2);
+      expect(await rs.client.get(keys.version)).toBe('8');
+      expect(JSON.parse((await rs.client.hget(keys.slots, 'slot101')) as string).state).toBe('up');
+      expect(await rs.client.hlen(keys.users)).toBe(2);
 
       // Patch slot101, replace users with the staged table, keep userCount whole.
       expect(await call(header({ replace: { users: 1 }, n: { slots: 1, userCount: 1, records: 1 } }),
         'slot101', slotJson, 'store1', '1', record)).toEqual({ ok: 9 });
-      expect(await raw.get(keys.version)).toBe('9');
-      expect(JSON.parse((await raw.hget(keys.slots, 'slot101')) as string).state).toBe('down');
-      expect(await raw.hkeys(keys.users)).toEqual(['zed']);
-      expect(await raw.pttl(keys.users)).toBe(-1); // the staging TTL did not come along
-      expect(await raw.exists(staged.users)).toBe(0);
-      expect(await raw.hgetall(keys.userCount)).toEqual({ store1: '1' });
-      expect(await raw.lindex(keys.history, 0)).toBe(record);
+      expect(await rs.client.get(keys.version)).toBe('9');
+      expect(JSON.parse((await rs.client.hget(keys.slots, 'slot101')) as string).state).toBe('down');
+      expect(await rs.client.hkeys(keys.users)).toEqual(['zed']);
+      expect(await rs.client.pttl(keys.users)).toBe(-1); // the staging TTL did not come along
+      expect(await rs.client.exists(staged.users)).toBe(0);
+      expect(await rs.client.hgetall(keys.userCount)).toEqual({ store1: '1' });
+      expect(await rs.client.lindex(keys.history, 0)).toBe(record);
       // The very same call again (a retry): the directory moved on, so it changes nothing twice.
       expect((await call(header({ n: { slots: 1, records: 1 } }), 'slot101', slotJson, record)).err).toMatch(/^SR_CONFLICT 8 9 /);
-      expect(await raw.llen(keys.history)).toBe(9);
+      expect(await rs.client.llen(keys.history)).toBe(9);
     } finally {
       client.disconnect();
     }
@@ -185,7 +176,7 @@ describe('directory Lua scripts', () => {
 
   it('of 20 concurrent applies planned on one version exactly one commits; the rest apply nothing', async () => {
     // patchLimit 10: each apply stages its users table and history, so the losers' staging is exercised too.
-    const config = parseConfig({ directory: { backend: 'redis', redis: { url: redis.url, keyPrefix: prefix } } }).directory.redis;
+    const config = parseConfig({ directory: { backend: 'redis', redis: { url: rs.server.url, keyPrefix: prefix } } }).directory.redis;
     const handles = await Promise.all(Array.from({ length: 5 }, () => RedisDirectory.open(config, obs(), undefined, { patchLimit: 10 })));
     dirs.push(...handles);
     const first = handles[0] as Directory;
@@ -204,12 +195,12 @@ describe('directory Lua scripts', () => {
     const racers = Object.keys(after.users).filter((u) => u.startsWith('racer'));
     expect(racers).toHaveLength(50);
     expect(new Set(racers.map((u) => u.split('-')[0])).size).toBe(1);
-    expect(Number(await raw.hget(directoryKeys(prefix).userCount, 'store2'))).toBe(51);
-    expect(await raw.keys(`${prefix}{dir}:apply:*`)).toEqual([]); // the losers' staging is gone
+    expect(Number(await rs.client.hget(directoryKeys(prefix).userCount, 'store2'))).toBe(51);
+    expect(await rs.client.keys(`${prefix}{dir}:apply:*`)).toEqual([]); // the losers' staging is gone
   });
 
   it('a big apply stages its tables under the one hash tag and leaves no staging keys behind', async () => {
-    const d = await RedisDirectory.open(parseConfig({ directory: { backend: 'redis', redis: { url: redis.url, keyPrefix: prefix } } })
+    const d = await RedisDirectory.open(parseConfig({ directory: { backend: 'redis', redis: { url: rs.server.url, keyPrefix: prefix } } })
       .directory.redis, obs(), undefined, { patchLimit: 3 });
     dirs.push(d);
     const users = Object.fromEntries(Array.from({ length: 40 }, (_, i) => [`u${i}`, i % 2 ? 'store1' : 'store2']));
@@ -219,13 +210,13 @@ describe('directory Lua scripts', () => {
       stores: { store1: { slots: ['a', 'b'], preferredMaster: 'a' }, store2: { slots: ['c', 'e'], preferredMaster: 'c' } }, users }), 'f');
     const r = await applyDirectory(d, file, { actor: 'test' });
     expect(r.toVersion).toBe(46);
-    const keys = await raw.keys(`${prefix}*`);
+    const keys = await rs.client.keys(`${prefix}*`);
     for (const k of keys) {
       expect(k.startsWith(`${prefix}{dir}:`)).toBe(true);
       expect(k).not.toContain(':apply:');
-      expect(await raw.pttl(k)).toBe(-1);
+      expect(await rs.client.pttl(k)).toBe(-1);
     }
-    expect(await raw.hgetall(directoryKeys(prefix).userCount)).toEqual({ store1: '20', store2: '20' });
+    expect(await rs.client.hgetall(directoryKeys(prefix).userCount)).toEqual({ store1: '20', store2: '20' });
     expect((await d.history(100)).map((h) => h.version)).toEqual(Array.from({ length: 46 }, (_, i) => 46 - i));
   });
 
@@ -252,7 +243,7 @@ describe('directory Lua scripts', () => {
       await d.setSlotState('a', 'down', 'test');
       await d.setSlotState('a', 'up', 'test');
     }
-    expect(await raw.llen(directoryKeys(prefix).history)).toBe(10);
+    expect(await rs.client.llen(directoryKeys(prefix).history)).toBe(10);
     const h = await d.history(100);
     expect(h.map((r) => r.version)).toEqual([15, 14, 13, 12, 11, 10, 9, 8, 7, 6]);
   });
@@ -261,7 +252,7 @@ describe('directory Lua scripts', () => {
     const d = await open();
     await seedLayout(d);
     await d.deleteUser('alice', 'test');
-    const keys = await raw.keys(`${prefix}*`);
+    const keys = await rs.client.keys(`${prefix}*`);
     expect(keys.length).toBeGreaterThanOrEqual(5);
     for (const k of keys) expect(k.startsWith(`${prefix}{dir}:`)).toBe(true);
   });

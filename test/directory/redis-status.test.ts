@@ -4,31 +4,22 @@
  * reply, a retried call, SCRIPT FLUSH, and events racing mutations with the history checked after.
  */
 import { Redis } from 'ioredis';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config/index.js';
 import { statusKey } from '../../src/core/redis-keys.js';
 import { createDirectory, directoryKeys, DirectoryUnavailableError, type Directory } from '../../src/directory/index.js';
 import { defineScripts, loadScriptSources } from '../../src/directory/redis/scripts.js';
-import { startRedis, uniquePrefix, type RedisServer } from '../helpers/redis.js';
+import { uniquePrefix, useRedisServer } from '../helpers/redis.js';
 import { testLogger, testRegistry } from '../helpers/logger.js';
 import { freePort } from '../helpers/ports.js';
 import { seedLayout } from './behaviour.js';
 
-let redis: RedisServer;
-let raw: Redis;
-beforeAll(async () => {
-  redis = await startRedis();
-  raw = new Redis(redis.url);
-});
-afterAll(async () => {
-  raw.disconnect();
-  await redis.close();
-});
+const rs = useRedisServer();
 
 describe('Redis directory: status and events', () => {
   let prefix: string;
   let dirs: Directory[];
-  const open = async (extra: Record<string, unknown> = {}, url = redis.url) => {
+  const open = async (extra: Record<string, unknown> = {}, url = rs.server.url) => {
     const d = await createDirectory(parseConfig({ directory: { backend: 'redis', redis: { url, keyPrefix: prefix, ...extra } } }).directory,
       { logger: testLogger(), metrics: testRegistry() });
     dirs.push(d);
@@ -44,9 +35,9 @@ describe('Redis directory: status and events', () => {
 
   /** Every {dir} key with its DUMP: what a status write or an event must leave alone (the history aside). */
   async function layoutDump(except: string[] = []): Promise<Record<string, string | null>> {
-    const keys = (await raw.keys(`${prefix}{dir}:*`)).filter((k) => !except.includes(k)).sort();
+    const keys = (await rs.client.keys(`${prefix}{dir}:*`)).filter((k) => !except.includes(k)).sort();
     const out: Record<string, string | null> = {};
-    for (const k of keys) out[k] = (await raw.dumpBuffer(k))?.toString('base64') ?? null;
+    for (const k of keys) out[k] = (await rs.client.dumpBuffer(k))?.toString('base64') ?? null;
     return out;
   }
 
@@ -55,20 +46,20 @@ describe('Redis directory: status and events', () => {
     await seedLayout(d);
     const before = await layoutDump();
     await d.publishStatus('agent', 'imap1', { round: 1, empty: [] });
-    expect(await raw.hgetall(statusKey(prefix, 'agent'))).toEqual({ imap1: '{"round":1,"empty":[]}' });
-    expect(await raw.keys(`${prefix}{status}*`)).toEqual([`${prefix}{status}:agent`]);
+    expect(await rs.client.hgetall(statusKey(prefix, 'agent'))).toEqual({ imap1: '{"round":1,"empty":[]}' });
+    expect(await rs.client.keys(`${prefix}{status}*`)).toEqual([`${prefix}{status}:agent`]);
     expect(await layoutDump()).toEqual(before);
   });
 
   it('leaves out a field that does not parse, and reads the others', async () => {
     const d = await open();
     await d.publishStatus('agent', 'imap1', { round: 1 });
-    await raw.hset(statusKey(prefix, 'agent'), 'imap2', '{ torn');
+    await rs.client.hset(statusKey(prefix, 'agent'), 'imap2', '{ torn');
     expect(await d.readStatus('agent')).toEqual({ imap1: { round: 1 } });
   });
 
   it('recordEvent.lua answers each named error from Lua itself, writing nothing', async () => {
-    const client = new Redis(redis.url);
+    const client = new Redis(rs.server.url);
     const s = defineScripts(client, loadScriptSources());
     const keys = directoryKeys(prefix);
     const call = (body: unknown, max = '100', k = [keys.version, keys.history]) =>
@@ -89,13 +80,13 @@ describe('Redis directory: status and events', () => {
       expect((await call({ ...good, target: undefined })).err).toMatch(/^SR_RULE INVALID_EVENT event target/);
       await expect(client.eval(loadScriptSources().recordEvent, 1, keys.history, '100', JSON.stringify(good)))
         .rejects.toThrow(/SR_ARG expected 2 keys/);
-      expect(await raw.exists(keys.history, keys.version)).toBe(0);
+      expect(await rs.client.exists(keys.history, keys.version)).toBe(0);
 
       const ok = await call(good);
       expect(ok.ok?.[0]).toBe(0);
       // Spliced in as written: cjson would have turned the empty array into {}.
-      expect(JSON.parse(await raw.lindex(keys.history, 0) ?? '')).toEqual({ version: 0, at: ok.ok?.[1], ...good });
-      expect(await raw.exists(keys.version)).toBe(0);
+      expect(JSON.parse(await rs.client.lindex(keys.history, 0) ?? '')).toEqual({ version: 0, at: ok.ok?.[1], ...good });
+      expect(await rs.client.exists(keys.version)).toBe(0);
     } finally {
       client.disconnect();
     }
@@ -123,13 +114,13 @@ describe('Redis directory: status and events', () => {
     const history = await d.history(10);
     expect(history.slice(0, 2).map((r) => [r.version, r.action])).toEqual([[8, 'replay-orphan-file'], [8, 'replay-orphan-file']]);
     for (let i = 0; i < 12; i++) await d.recordEvent(event);
-    expect(await raw.llen(keys.history)).toBe(10);
+    expect(await rs.client.llen(keys.history)).toBe(10);
   });
 
   it('recovers after SCRIPT FLUSH (NOSCRIPT → EVAL)', async () => {
     const d = await open();
     await d.recordEvent({ actor: 'agent:imap1', action: 'flush', target: 'slot:s1', detail: 1 });
-    await raw.script('FLUSH');
+    await rs.client.script('FLUSH');
     expect(await d.recordEvent({ actor: 'agent:imap1', action: 'flush', target: 'slot:s1', detail: 2 })).toMatchObject({ version: 0, detail: 2 });
     expect((await d.history(5)).map((r) => r.detail)).toEqual([2, 1]);
   });

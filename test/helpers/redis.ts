@@ -5,6 +5,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
+import { afterAll, beforeAll } from 'vitest';
 import { freePort, waitFor } from './ports.js';
 
 export interface RedisServer {
@@ -60,4 +61,25 @@ export async function redisAnswers(port: number): Promise<boolean> {
 
 export function uniquePrefix(tag = 't'): string {
   return `test:${tag}:${randomBytes(4).toString('hex')}:`;
+}
+
+/**
+ * A redis-server for the enclosing suite plus one plain client on it, started before its tests
+ * and stopped after them. The getters are read inside tests (the values exist only from beforeAll on).
+ */
+export function useRedisServer(): { readonly server: RedisServer; readonly client: Redis } {
+  let server: RedisServer | undefined;
+  let client: Redis | undefined;
+  beforeAll(async () => {
+    server = await startRedis();
+    client = new Redis(server.port, '127.0.0.1');
+  });
+  afterAll(async () => {
+    client?.disconnect();
+    await server?.close();
+  });
+  return {
+    get server() { return server as RedisServer; },
+    get client() { return client as Redis; },
+  };
 }

@@ -3,14 +3,13 @@
  * instances registered in Redis, each a real admin API serving POST /replay, or an HTTP listener
  * that records the Authorization header it was sent).
  */
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { Command } from 'commander';
-import { Redis } from 'ioredis';
 import { registerReplay } from '../../src/cli/replay.js';
 import { reportError, EXIT, type CliIo } from '../../src/cli/io.js';
 import { createAdminServer } from '../../src/admin/index.js';
@@ -21,7 +20,7 @@ import { openJournal, type Journal } from '../../src/journal/index.js';
 import { replayStore, type ReplayOptions } from '../../src/replay/index.js';
 import { encodeInstance, instancesKey, registryKey, signInstance } from '../../src/replay/instances.js';
 import { startLmtpBackend, type LmtpBackend } from '../helpers/lmtp-backend.js';
-import { startRedis, uniquePrefix, type RedisServer } from '../helpers/redis.js';
+import { uniquePrefix, useRedisServer } from '../helpers/redis.js';
 import { freePort, waitFor } from '../helpers/ports.js';
 import { testLogger, testRegistry } from '../helpers/logger.js';
 import { journalConfig, journalOne, message, recipient, tempDir } from '../journal/helpers.js';
@@ -149,8 +148,7 @@ async function startRecorder(): Promise<Recorder> {
 const TOKEN = 'tok-7f3a9c1e5b2d4f60';
 
 describe('storeroute replay (redis: fan-out to every live instance)', () => {
-  let redis: RedisServer;
-  let client: Redis;
+  const rs = useRedisServer();
   let t: { dir: string; cleanup: () => Promise<void> };
   let backend: LmtpBackend;
   let recorder: Recorder;
@@ -158,14 +156,6 @@ describe('storeroute replay (redis: fan-out to every live instance)', () => {
   const instances: Array<{ journal: Journal; directory: Directory; admin: ReturnType<typeof createAdminServer> }> = [];
   const heartbeats: Heartbeat[] = [];
 
-  beforeAll(async () => {
-    redis = await startRedis();
-    client = new Redis(redis.port);
-  });
-  afterAll(async () => {
-    client.disconnect();
-    await redis.close();
-  });
   beforeEach(async () => {
     t = await tempDir('replay-fan');
     backend = await startLmtpBackend();
@@ -187,16 +177,16 @@ describe('storeroute replay (redis: fan-out to every live instance)', () => {
   /** A CLI config for this test's Redis and prefix; `token` null leaves admin.token out. */
   async function cliConfig(token: string | null = TOKEN): Promise<string> {
     const file = join(t.dir, 'redis.yaml');
-    await writeFile(file, `directory:\n  backend: redis\n  redis:\n    url: ${redis.url}\n    keyPrefix: "${prefix}"\n`
+    await writeFile(file, `directory:\n  backend: redis\n  redis:\n    url: ${rs.server.url}\n    keyPrefix: "${prefix}"\n`
       + (token ? `admin:\n  token: ${token}\n` : ''));
     return file;
   }
 
   /** Registers an instance the way `serve` does: the real heartbeat, signing with `token`. */
   async function register(name: string, url: string, token = TOKEN): Promise<void> {
-    const config = parseConfig({ directory: { backend: 'redis', redis: { url: redis.url, keyPrefix: prefix } } }).directory.redis;
+    const config = parseConfig({ directory: { backend: 'redis', redis: { url: rs.server.url, keyPrefix: prefix } } }).directory.redis;
     heartbeats.push(startHeartbeat({ config, name, url, intervalMs: 60_000, obs: obs(), token }));
-    await waitFor(() => client.hexists(instancesKey(prefix), name), 5_000, `${name} registered`);
+    await waitFor(() => rs.client.hexists(instancesKey(prefix), name), 5_000, `${name} registered`);
   }
 
   it('sums the results of every live instance and skips stale ones', async () => {
@@ -215,7 +205,7 @@ describe('storeroute replay (redis: fan-out to every live instance)', () => {
       const { url } = await admin.listen();
       instances.push({ journal, directory, admin });
       const lastSeen = name === 'p3' ? Date.now() - 60_000 : Date.now();
-      await client.hset(instancesKey(prefix), name, encodeInstance(signInstance(name, { url, lastSeen }, key)));
+      await rs.client.hset(instancesKey(prefix), name, encodeInstance(signInstance(name, { url, lastSeen }, key)));
     }
     const r = await cli(['--config', await cliConfig(), 'replay', '--store', 'store1', '--no-check']);
     expect(r.err).toContain('warning: instance p3');
@@ -228,13 +218,13 @@ describe('storeroute replay (redis: fan-out to every live instance)', () => {
   it('sends the admin token only to instances whose registry entry is signed with it: planted entries get nothing', async () => {
     await register('p1', `${recorder.url}/p1/`);
     const key = instancesKey(prefix);
-    const p1 = JSON.parse((await client.hget(key, 'p1'))!) as Record<string, unknown>;
+    const p1 = JSON.parse((await rs.client.hget(key, 'p1'))!) as Record<string, unknown>;
     // What someone who can write Redis but does not know the token can plant.
     const now = Date.now();
-    await client.hset(key, 'evil-unsigned', JSON.stringify({ url: `${recorder.url}/evil1/`, lastSeen: now }));
-    await client.hset(key, 'evil-forged', JSON.stringify({ url: `${recorder.url}/evil2/`, lastSeen: now, sig: `v1:${randomBytes(32).toString('base64url')}` }));
-    await client.hset(key, 'evil-moved', JSON.stringify({ ...p1, url: `${recorder.url}/evil3/` }));
-    await client.hset(key, 'evil-copied', JSON.stringify(p1));
+    await rs.client.hset(key, 'evil-unsigned', JSON.stringify({ url: `${recorder.url}/evil1/`, lastSeen: now }));
+    await rs.client.hset(key, 'evil-forged', JSON.stringify({ url: `${recorder.url}/evil2/`, lastSeen: now, sig: `v1:${randomBytes(32).toString('base64url')}` }));
+    await rs.client.hset(key, 'evil-moved', JSON.stringify({ ...p1, url: `${recorder.url}/evil3/` }));
+    await rs.client.hset(key, 'evil-copied', JSON.stringify(p1));
     const r = await cli(['--config', await cliConfig(), 'replay', '--store', 'store1']);
     expect(recorder.requests).toEqual([{ path: '/p1/replay', authorization: `Bearer ${TOKEN}` }]);
     expect(r.err).toContain(`warning [INSTANCE_UNSIGNED]: instance "evil-unsigned" ("${recorder.url}/evil1/") is not signed: skipped`);

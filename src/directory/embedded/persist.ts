@@ -48,19 +48,12 @@ async function fsyncDir(dir: string): Promise<void> {
   }
 }
 
-/** Removes temp files left by a crash mid-save; returns their names (for a log line). */
-export async function removeStaleTemps(file: string): Promise<string[]> {
-  const dir = dirname(file);
-  const prefix = tempPrefix(file);
-  let names: string[];
-  try {
-    names = await readdir(dir);
-  } catch {
-    return []; // no folder yet: nothing stale
-  }
-  const stale = names.filter((n) => n.startsWith(prefix));
-  await Promise.all(stale.map((n) => unlink(join(dir, n)).catch(() => undefined)));
-  return stale;
+/**
+ * Removes temp files left by a crash mid-save; returns their names (for a log line). Called
+ * under the directory lock, so no writer of `file` can be alive: every temp is an orphan.
+ */
+export function removeStaleTemps(file: string): Promise<string[]> {
+  return removeOrphanTemps(file, () => false);
 }
 
 function identityOf(st: BigIntStats): string {
